@@ -1,0 +1,207 @@
+"""`python -m gan train|stylize|info|worker`: the command line of the style engine.
+
+Exit codes: 0 done, 1 failed (one line says why), 2 bad arguments, 3 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from typing import Sequence
+
+from . import __version__
+from .protocol import (CancelToken, CancelledError, HumanReporter, JsonLinesReporter, Reporter,
+                       SourceSpec, StylizeJob, TrainJob, UserError, PRESETS, DEVICES, FORMATS)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments: one line and exit code 2, instead of argparse's usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        sys.exit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m gan", description="Learn a visual style and stylize video.")
+    parser.add_argument("--version", action="version", version=f"gan {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = commands.add_parser(
+        "train", help="learn a style from style sources and footage",
+        description="Learn a style (unpaired, CUT-style) from style sources and content footage.")
+    train.add_argument("--style", action="append", required=True, metavar="PATH",
+                       help="style source: video, image folder or still image (repeatable)")
+    train.add_argument("--content", action="append", required=True, metavar="PATH",
+                       help="footage the style will be applied to (repeatable)")
+    train.add_argument("--out", required=True, metavar="STYLE_FILE",
+                       help="style file to write (.ganstyle); never overwritten")
+    train.add_argument("--preset", choices=PRESETS, default="draft",
+                       help="model size: draft (CPU minutes), standard, high (GPU)")
+    budget = train.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, help="time budget in minutes (default 5)")
+    budget.add_argument("--steps", type=int, help="number of training steps")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from the last checkpoint in the work folder")
+    train.add_argument("--work-dir", metavar="DIR",
+                       help="checkpoints, previews and loss plot (default STYLE_FILE.work)")
+    train.add_argument("--name", help="style name stored in the file (default: file name)")
+    train.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    train.add_argument("--crop", type=int, help="training crop size in pixels")
+    train.add_argument("--batch", type=int, help="crops per step")
+    _add_common(train)
+
+    stylize = commands.add_parser(
+        "stylize", help="apply a style file to video or images",
+        description="Apply a style to frames of a video, image folder or image; writes numbered "
+                    "frames that sort in frame order.")
+    stylize.add_argument("--model", required=True, metavar="STYLE_FILE", help="the .ganstyle file")
+    stylize.add_argument("--input", required=True, metavar="PATH",
+                         help="video, image folder or image")
+    stylize.add_argument("--output", required=True, metavar="DIR",
+                         help="folder for the frames (created; existing files are never replaced)")
+    stylize.add_argument("--frames", metavar="A-B",
+                         help="source frames to stylize, inclusive, 0-based: 120-240 or 0-9,20-29")
+    stylize.add_argument("--mix", type=float, default=1.0,
+                         help="0 = original pixels exactly, 1 = full style (default 1)")
+    stylize.add_argument("--format", choices=FORMATS, default="png", help="output image format")
+    stylize.add_argument("--first-number", type=int, metavar="N",
+                         help="number output files N, N+1, ... instead of by source frame")
+    stylize.add_argument("--batch", type=int, help="frames per batch (default: by frame size)")
+    stylize.add_argument("--tile", type=int, metavar="PX",
+                         help="process frames in overlapping tiles of this size")
+    _add_common(stylize)
+
+    info = commands.add_parser("info", help="show a style file's metadata",
+                               description="Show a style file's metadata (no weights are run).")
+    info.add_argument("style_file", metavar="STYLE_FILE")
+    info.add_argument("--json", action="store_true", help="print JSON")
+
+    worker = commands.add_parser(
+        "worker", help="run one JSON job (used by the Blender add-on)",
+        description="Run the job described by JOB (a JSON file, or '-' for the first line of "
+                    "stdin). Events go to stdout as JSON lines. A line 'cancel' on stdin, "
+                    "stdin closing, or SIGTERM asks the job to stop after saving its work.")
+    worker.add_argument("job", metavar="JOB", help="job JSON file, or - for stdin")
+    return parser
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=DEVICES, default="auto",
+                        help="auto (CUDA, then Apple MPS, then CPU) or forced")
+    parser.add_argument("--json", action="store_true", help="print JSON lines instead of text")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "info":
+        return _info(args)
+    if args.command == "worker":
+        from .worker import run_worker
+        return run_worker(args.job)
+
+    reporter: Reporter = JsonLinesReporter(sys.stdout) if args.json else HumanReporter(sys.stderr)
+    try:
+        job = _job_from_args(args)
+    except UserError as exc:
+        reporter.emit("error", message=str(exc))
+        return EXIT_FAILED
+    cancel = CancelToken()
+    # Ctrl-C / SIGTERM: finish the step, keep what is done, then stop.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: cancel.request())
+    return run_job(job, reporter, cancel)
+
+
+def _job_from_args(args: argparse.Namespace) -> TrainJob | StylizeJob:
+    from .protocol import job_from_dict, job_to_dict
+    if args.command == "train":
+        job = TrainJob(
+            style=[SourceSpec(p) for p in args.style], content=[SourceSpec(p) for p in args.content],
+            out=args.out, preset=args.preset,
+            minutes=args.minutes if args.minutes is not None or args.steps else 5.0,
+            steps=args.steps, resume=args.resume, device=args.device, seed=args.seed,
+            name=args.name, work_dir=args.work_dir, crop=args.crop, batch=args.batch)
+    else:
+        frames = None
+        if args.frames is not None:
+            from .frames import parse_frame_range
+            frames = parse_frame_range(args.frames)
+        job = StylizeJob(model=args.model, input=SourceSpec(args.input, frames), output=args.output,
+                         mix=args.mix, device=args.device, format=args.format,
+                         first_number=args.first_number, batch=args.batch, tile=args.tile)
+    return job_from_dict(job_to_dict(job))  # one validation path for CLI and worker
+
+
+def run_job(job: TrainJob | StylizeJob, reporter: Reporter, cancel: CancelToken) -> int:
+    """Run a validated job, turning every outcome into a final event and an exit code."""
+    try:
+        if isinstance(job, TrainJob):
+            from .train import train
+            path = train(job, reporter, cancel)
+            reporter.emit("done", output=path)
+        else:
+            from .stylize import stylize
+            files = stylize(job, reporter, cancel)
+            reporter.emit("done", output=os.path.abspath(job.output), files=len(files))
+        return EXIT_OK
+    except CancelledError as exc:
+        output = job.resolved_work_dir if isinstance(job, TrainJob) else job.output
+        reporter.emit("cancelled", message=str(exc) or "cancelled", output=output)
+        return EXIT_CANCELLED
+    except UserError as exc:
+        reporter.emit("error", message=str(exc))
+        return EXIT_FAILED
+    except MemoryError:
+        reporter.emit("error", message="out of memory: use a smaller preset, batch or tile size")
+        return EXIT_FAILED
+    except OSError as exc:
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        reporter.emit("error", message=f"{exc.strerror or exc}{where}")
+        return EXIT_FAILED
+    except Exception as exc:  # a bug: still one line for the user, the type for the report
+        reporter.emit("error", message=f"internal error: {type(exc).__name__}: {exc}")
+        return EXIT_FAILED
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .stylefile import read_style_info
+    try:
+        info = read_style_info(args.style_file)
+    except UserError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_FAILED
+    summary = {"path": os.path.abspath(info.path), "name": info.name,
+               "format_version": info.format_version, "arch": info.arch, "meta": info.meta,
+               "parameters": sum(_count(e.shape) for e in info.tensors.values()),
+               "thumbnail": info.thumbnail_png is not None}
+    if args.json:
+        print(json.dumps(summary, indent=2, sort_keys=True))
+    else:
+        meta = info.meta
+        print(f"name:       {_printable(info.name)}")
+        for key in ("preset", "steps", "created", "sources"):
+            if key in meta:
+                print(f"{key + ':':<11} {_printable(meta[key])}")
+        print(f"parameters: {summary['parameters']:,}")
+        print(f"arch:       {_printable(json.dumps(info.arch, sort_keys=True))}")
+        print(f"format:     {info.format_version}")
+    return EXIT_OK
+
+
+def _printable(value: object, limit: int = 200) -> str:
+    """Style files come from strangers: no terminal escape sequences, no endless lines."""
+    text = "".join(c if c.isprintable() else "?" for c in str(value))
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _count(shape: tuple[int, ...]) -> int:
+    total = 1
+    for dim in shape:
+        total *= dim
+    return total
