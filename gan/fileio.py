@@ -8,6 +8,16 @@ import tempfile
 from typing import BinaryIO, Callable
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)  # the only way to read it; done once at import, before any threads
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates 0600 files; outputs get the permissions an ordinary open() would give them.
+_FILE_MODE = 0o666 & ~_current_umask()
+
+
 def atomic_write(path: str, write: Callable[[BinaryIO], None], *, overwrite: bool) -> None:
     """Write `path` so that it is either absent/old or complete, never half-written.
 
@@ -20,6 +30,8 @@ def atomic_write(path: str, write: Callable[[BinaryIO], None], *, overwrite: boo
         raise FileExistsError(path)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
     try:
+        if os.name == "posix":
+            os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
