@@ -152,21 +152,35 @@ def run_job(job: TrainJob | StylizeJob, reporter: Reporter, cancel: CancelToken)
         return EXIT_OK
     except CancelledError as exc:
         output = job.resolved_work_dir if isinstance(job, TrainJob) else job.output
-        reporter.emit("cancelled", message=str(exc) or "cancelled", output=output)
+        reporter.emit("cancelled", message=_one_line(str(exc) or "cancelled"), output=output)
         return EXIT_CANCELLED
     except UserError as exc:
-        reporter.emit("error", message=str(exc))
+        reporter.emit("error", message=_one_line(str(exc)))
+        return EXIT_FAILED
+    except ModuleNotFoundError as exc:  # the worker's Python lacks a dependency
+        reporter.emit("error", message=f"this Python ({sys.executable}) lacks the module "
+                      f"'{exc.name}': pip install -r requirements.txt, or use another interpreter")
         return EXIT_FAILED
     except MemoryError:
         reporter.emit("error", message="out of memory: use a smaller preset, batch or tile size")
         return EXIT_FAILED
-    except OSError as exc:
-        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        reporter.emit("error", message=f"{exc.strerror or exc}{where}")
+    except OSError as exc:  # e.g. disk full while writing: atomic_write names the file
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        reporter.emit("error", message=_one_line(f"{where}{exc.strerror or exc}"))
         return EXIT_FAILED
     except Exception as exc:  # a bug: still one line for the user, the type for the report
-        reporter.emit("error", message=f"internal error: {type(exc).__name__}: {exc}")
+        reporter.emit("error", message=_one_line(f"internal error: {type(exc).__name__}: {exc}"))
         return EXIT_FAILED
+
+
+MAX_MESSAGE = 2000
+
+
+def _one_line(text: str) -> str:
+    """Error events are one line (paths and library messages can hold line breaks)."""
+    if any(c in text for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"):
+        text = " ".join(text.split())
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "..."
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -196,8 +210,8 @@ def _info(args: argparse.Namespace) -> int:
 
 def _printable(value: object, limit: int = 200) -> str:
     """Style files come from strangers: no terminal escape sequences, no endless lines."""
-    text = "".join(c if c.isprintable() else "?" for c in str(value))
-    return text if len(text) <= limit else text[:limit] + "..."
+    from .stylefile import printable
+    return printable(value, limit)
 
 
 def _count(shape: tuple[int, ...]) -> int:

@@ -1,0 +1,184 @@
+"""`blender -c gan_style ...`: the add-on's commands for scripts and render farms.
+
+    blender -c gan_style apply FILE.blend --style NAME [--strip NAME ...] [--mix 1.0]
+                               [--frames START-END] [--scene NAME] [--no-save]
+    blender -c gan_style train FILE.blend --name NAME (--style-strip NAME | --style-file PATH)...
+                               [--content-strip NAME ...] [--preset draft|standard|high]
+                               [--minutes M | --steps N] [--no-resume] [--scene NAME]
+    blender -c gan_style library            list the style library
+    blender -c gan_style import FILE.ganstyle
+
+`apply` saves the .blend (with the new strips) unless --no-save. Exit codes: 0 done, 1 failed
+(one line says why), 2 bad arguments. The operators also run in any `blender -b` script:
+
+    blender -b FILE.blend --python-exit-code 1 --python-expr \
+        "import bpy; bpy.ops.sequencer.gan_style_apply(style='NAME'); bpy.ops.wm.save_mainfile()"
+
+They block there, print progress lines, and a failure raises RuntimeError (exit code 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import bpy
+
+from . import compat, library, storage
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+COMMAND = "gan_style"
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, no sys.exit inside Blender
+        raise _UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=f"blender -c {COMMAND}",
+                     description="Stylize strips and train styles without the user interface.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    apply = commands.add_parser("apply", help="stylize strips of a .blend file")
+    apply.add_argument("blend", help="the .blend file")
+    apply.add_argument("--style", required=True, help="library name or .ganstyle path")
+    apply.add_argument("--strip", action="append", default=[], metavar="NAME",
+                       help="strip to stylize (repeatable; default: the selected strips)")
+    apply.add_argument("--mix", type=float, default=1.0, help="0 original .. 1 full style")
+    apply.add_argument("--frames", metavar="START-END", help="timeline frames (inclusive)")
+    apply.add_argument("--scene", help="scene name (default: the file's active scene)")
+    apply.add_argument("--no-save", action="store_true", help="do not save the .blend file")
+
+    train = commands.add_parser("train", help="train a style from strips of a .blend file")
+    train.add_argument("blend", help="the .blend file")
+    train.add_argument("--name", required=True, help="library name of the new style")
+    train.add_argument("--style-strip", action="append", default=[], metavar="NAME")
+    train.add_argument("--style-file", metavar="PATH", default="")
+    train.add_argument("--content-strip", action="append", default=[], metavar="NAME",
+                       help="footage strips (default: the selected strips)")
+    train.add_argument("--preset", choices=("draft", "standard", "high"), default="draft")
+    budget = train.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, default=5.0)
+    budget.add_argument("--steps", type=int, default=0)
+    train.add_argument("--no-resume", action="store_true",
+                       help="start over instead of resuming an unfinished training")
+    train.add_argument("--scene", help="scene name (default: the file's active scene)")
+
+    commands.add_parser("library", help="list the style library")
+    imp = commands.add_parser("import", help="copy a style file into the style library")
+    imp.add_argument("style_file")
+    return parser
+
+
+def main(argv) -> int:
+    """The `blender -c gan_style` handler: returns the exit code."""
+    try:
+        args = build_parser().parse_args(list(argv))
+    except _UsageError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    try:
+        if args.command == "library":
+            return _library()
+        if args.command == "import":
+            path = library.import_style(storage.library_dir(), args.style_file)
+            print(f"imported: {path}")
+            return EXIT_OK
+        scene = _open(args.blend, args.scene)
+        if args.command == "apply":
+            return _apply(scene, args)
+        return _train(scene, args)
+    except (RuntimeError, library.LibraryError, OSError, ValueError) as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.removeprefix("Error: ").splitlines()[0] if text else type(exc).__name__
+
+
+def _open(blend: str, scene_name: str | None):
+    bpy.ops.wm.open_mainfile(filepath=blend)
+    if scene_name:
+        scene = bpy.data.scenes.get(scene_name)
+        if scene is None:
+            raise ValueError(f"no scene named '{scene_name}' in {blend}")
+        return scene
+    return bpy.context.scene
+
+
+def _select(scene, names: list[str]) -> None:
+    if not names:
+        return
+    strips = [compat.find_strip(scene, n) for n in names]
+    missing = [n for n, s in zip(names, strips) if s is None]
+    if missing:
+        raise ValueError(f"no strip named {', '.join(repr(n) for n in missing)}")
+    for strip in compat.strips_all(scene):
+        strip.select = False
+    for strip in strips:
+        strip.select = True
+    scene.sequence_editor.active_strip = strips[0]
+
+
+def _apply(scene, args) -> int:
+    _select(scene, args.strip)
+    options = {"style": args.style, "mix": args.mix}
+    if args.frames:
+        start, _, end = args.frames.partition("-")
+        options.update(use_frame_range=True, frame_start=int(start), frame_end=int(end or start))
+    with bpy.context.temp_override(scene=scene):
+        bpy.ops.sequencer.gan_style_apply(**options)
+    if not args.no_save:
+        bpy.ops.wm.save_mainfile()
+        print(f"saved: {bpy.data.filepath}")
+    return EXIT_OK
+
+
+def _train(scene, args) -> int:
+    if args.content_strip:
+        _select(scene, args.content_strip)
+    with bpy.context.temp_override(scene=scene):
+        bpy.ops.sequencer.gan_style_train(
+            name=args.name, style_strips=[{"name": n} for n in args.style_strip],
+            style_path=args.style_file, content_strips=[{"name": n} for n in args.content_strip],
+            preset=args.preset, minutes=args.minutes, steps=args.steps,
+            resume=not args.no_resume)
+    return EXIT_OK
+
+
+def _library() -> int:
+    lib = storage.library_dir()
+    print(f"style library: {lib}")
+    for entry in library.scan(lib):
+        if entry.error:
+            print(f"  {entry.name}: unusable: {entry.error}")
+        else:
+            print(f"  {entry.name}: preset {entry.preset or '?'}, {entry.steps} steps, "
+                  f"created {entry.created or '?'}")
+    return EXIT_OK
+
+
+_handle = None
+
+
+def register() -> None:
+    global _handle
+    register_cli = getattr(bpy.utils, "register_cli_command", None)
+    if register_cli is not None and _handle is None:
+        _handle = register_cli(COMMAND, main)
+
+
+def unregister() -> None:
+    global _handle
+    if _handle is not None:
+        bpy.utils.unregister_cli_command(_handle)
+        _handle = None

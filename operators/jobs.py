@@ -1,0 +1,108 @@
+"""What the apply and train operators share: turning strips into worker sources, starting a job.
+
+Strips are planned (`strip_source.plan`) and, where needed, rendered by Blender on the main
+thread before the worker starts; the worker only sees file paths and frame indices.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+
+from ..gan import stylefile
+from . import runner, storage, strip_source
+from .library import LibraryError
+
+
+class PrepareError(Exception):
+    """A job that cannot start; the message is for the user."""
+
+
+USER_ERRORS = (PrepareError, LibraryError, strip_source.SourceError, stylefile.StyleFileError,
+               runner.JobError)
+
+
+def new_work_dir() -> str:
+    """A private temporary folder for one job (job files, frames rendered by Blender)."""
+    return tempfile.mkdtemp(prefix="job_", dir=storage.user_dir("jobs"))
+
+
+def strip_sources(scene, strips, work_dir: str,
+                  frame_range: tuple[int, int] | None = None) -> list[strip_source.StripSource]:
+    """Plan every strip and check its media, then render the strips Blender must draw."""
+    start, end = frame_range if frame_range else (None, None)
+    sources = [strip_source.plan(scene, strip, start, end) for strip in strips]
+    for source in sources:  # all problems before any (slow) rendering
+        strip_source.check_media(source)
+    for strip, source in zip(strips, sources):
+        if source.method == "RENDER":
+            folder = storage.reserve_folder(work_dir, "render_" + storage.safe_name(strip.name))
+            print(f"GAN Style: rendering {source.count} frames of '{strip.name}' "
+                  f"({source.reason})", flush=True)
+            source.path = strip_source.render_strip(scene, strip, source.start, source.end, folder)
+    return sources
+
+
+def discard(work_dir: str) -> None:
+    shutil.rmtree(work_dir, ignore_errors=True)
+
+
+STALE_AFTER_S = 2 * 24 * 3600
+
+
+def remove_stale_work_dirs() -> None:
+    """Job folders left by a Blender that crashed (days old: no running job owns them)."""
+    try:
+        parent = storage.user_dir("jobs")
+        names = os.listdir(parent)
+    except OSError:
+        return
+    now = time.time()
+    for name in names:
+        path = os.path.join(parent, name)
+        try:
+            stale = name.startswith("job_") and now - os.path.getmtime(path) > STALE_AFTER_S
+        except OSError:
+            continue
+        if stale:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def run(operator, scene, prepare) -> set[str]:
+    """What the apply and train operators do: prepare a job in a fresh work folder, start it.
+
+    `prepare(work_dir) -> runner.Job` may raise any of USER_ERRORS (or OSError): the operator
+    then reports one ERROR line and nothing is left behind. In background mode the job runs to
+    its end here and its outcome is the operator's result.
+    """
+    try:
+        runner.ensure_idle(scene)  # before any rendering or folder
+    except runner.JobError as exc:
+        operator.report({'ERROR'}, str(exc))
+        return {'CANCELLED'}
+    work_dir = new_work_dir()
+    try:
+        job = prepare(work_dir)
+        runner.submit(job)
+    except USER_ERRORS as exc:
+        discard(work_dir)
+        operator.report({'ERROR'}, str(exc))
+        return {'CANCELLED'}
+    except OSError as exc:
+        discard(work_dir)
+        operator.report({'ERROR'}, f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+        return {'CANCELLED'}
+    if not runner.blocking():
+        operator.report({'INFO'}, f"{job.title}: started (see the Style tab of the sidebar)")
+        return {'FINISHED'}
+    if job.state == runner.DONE:
+        operator.report({'INFO'}, job.message)
+        return {'FINISHED'}
+    operator.report({'ERROR'}, job.message)  # farm scripts see a failure (RuntimeError)
+    return {'CANCELLED'}
+
+
+def style_label(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]

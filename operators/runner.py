@@ -1,0 +1,521 @@
+"""Jobs run in a worker process: `<python> -m gan worker JOB.json` (Blender never imports torch).
+
+`WorkerProcess` starts one worker and reads its JSON-line events on a thread, so nothing ever
+blocks Blender. `Job` is what the user sees: one or more worker runs (one per strip when
+stylizing several strips), progress, ETA, losses, preview, and a completion callback that runs
+on Blender's main thread. One job runs per scene; two jobs never share an output folder.
+
+With a window, `bpy.app.timers` polls the running jobs. In background mode (`blender -b`, the
+bpy module) timers never fire, so `Job.run_blocking` polls in the operator itself and prints
+progress lines instead.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from typing import Callable
+
+import bpy
+
+from ..gan import protocol
+from . import deps
+from .storage import ADDON_DIR
+
+POLL_S = 0.2
+CANCEL_GRACE_S = 20.0   # a cooperative cancel may have to finish a step and save a checkpoint
+TERMINATE_GRACE_S = 5.0
+STDERR_LINES = 200
+
+# Tests set this to exercise the timer path without a window (they call `tick()` themselves).
+FORCE_ASYNC = False
+
+RUNNING, DONE, FAILED, CANCELLED = "RUNNING", "DONE", "FAILED", "CANCELLED"
+
+
+def blocking() -> bool:
+    """True when jobs must run inside the operator (no event loop to poll them)."""
+    return bpy.app.background and not FORCE_ASYNC
+
+
+class JobError(Exception):
+    """A job that cannot start; the message is for the user."""
+
+
+# -- one worker process -------------------------------------------------------------------------
+
+class WorkerProcess:
+    """A running `python -m gan worker JOB.json`, its event queue and its cancellation."""
+
+    def __init__(self, python: str, job: dict, job_file: str):
+        with open(job_file, "x", encoding="utf-8") as handle:
+            json.dump(job, handle)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (ADDON_DIR, env.get("PYTHONPATH")) if p)
+        env["PYTHONUNBUFFERED"] = "1"
+        env["PYTHONIOENCODING"] = "utf-8"
+        options: dict = {}
+        if os.name == "posix":
+            options["start_new_session"] = True  # Ctrl-C in Blender's terminal is Blender's
+        else:
+            options["creationflags"] = (subprocess.CREATE_NEW_PROCESS_GROUP
+                                        | getattr(subprocess, "CREATE_NO_WINDOW", 0))
+        try:
+            self.process = subprocess.Popen(
+                [python, "-m", "gan", "worker", job_file], cwd=ADDON_DIR, env=env,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True, encoding="utf-8", errors="replace", bufsize=1, **options)
+        except OSError as exc:
+            raise JobError(f"Cannot start the worker Python '{python}': {exc.strerror or exc}. "
+                           "Set the worker Python in the add-on preferences") from None
+        self.python = python
+        self.events: queue.Queue = queue.Queue()
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+        self.cancel_sent_at: float | None = None
+        self.terminated_at: float | None = None
+        self._stdout_done = threading.Event()
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def _read_stdout(self) -> None:
+        try:
+            for line in self.process.stdout:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    event = protocol.parse_event(line)
+                except protocol.ProtocolError:
+                    event = {"event": "log", "message": line[:500]}
+                self.events.put(event)
+        except (OSError, ValueError):
+            pass
+        finally:
+            self._stdout_done.set()
+
+    def _read_stderr(self) -> None:
+        try:
+            for line in self.process.stderr:
+                self.stderr_tail.append(line.rstrip("\n"))
+        except (OSError, ValueError):
+            pass
+
+    def drain(self) -> list[dict]:
+        events = []
+        while True:
+            try:
+                events.append(self.events.get_nowait())
+            except queue.Empty:
+                return events
+
+    @property
+    def finished(self) -> bool:
+        """The process has exited and all its output has been read."""
+        return self.process.poll() is not None and self._stdout_done.is_set()
+
+    def request_cancel(self) -> None:
+        """Ask the worker to stop after its current step (it keeps what it finished)."""
+        if self.cancel_sent_at is not None:
+            return
+        self.cancel_sent_at = time.monotonic()
+        try:
+            self.process.stdin.write("cancel\n")
+            self.process.stdin.flush()
+        except (OSError, ValueError):
+            pass  # already gone
+
+    def enforce_cancel(self) -> None:
+        """Escalate a cancel the worker ignores: terminate after a grace period, then kill."""
+        if self.cancel_sent_at is None or self.process.poll() is not None:
+            return
+        now = time.monotonic()
+        if self.terminated_at is None:
+            if now - self.cancel_sent_at >= CANCEL_GRACE_S:
+                self.terminated_at = now
+                self.process.terminate()
+        elif now - self.terminated_at >= TERMINATE_GRACE_S:
+            self.process.kill()
+
+    def close(self, timeout: float = TERMINATE_GRACE_S) -> None:
+        """Make sure the process is gone and reaped (kills it if needed)."""
+        if self.process.poll() is None:
+            self.request_cancel()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._stdout_done.wait(2.0)
+        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
+            try:
+                stream.close()
+            except (OSError, ValueError):
+                pass
+
+    def failure_message(self) -> str:
+        """Why a worker ended without a final event: a crash, or a missing package."""
+        tail = [line for line in self.stderr_tail if line.strip()]
+        text = "\n".join(tail)
+        if "No module named" in text:
+            return deps.explain(text, self.python)
+        code = self.process.returncode
+        if code is not None and code < 0:
+            try:
+                how = f"signal {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"signal {-code}"
+        else:
+            how = f"exit code {code}"
+        last = tail[-1].strip() if tail else ""
+        return f"The style worker stopped unexpectedly ({how})" + (f": {last}" if last else "")
+
+
+# -- jobs as the user sees them -----------------------------------------------------------------
+
+class Step:
+    """One worker run of a job."""
+
+    def __init__(self, job: dict, label: str, weight: float = 1.0):
+        self.job = job
+        self.label = label
+        self.weight = weight
+
+
+class Job:
+    """A unit of work for one scene: sequential worker runs and a completion callback.
+
+    `on_success(job)` runs on the main thread after the last step finished and returns the
+    message to show; an exception from it fails the job. `cleanup(job)` always runs last.
+    """
+
+    def __init__(self, kind: str, scene, title: str, steps: list[Step], work_dir: str,
+                 python: str, on_success: Callable[["Job"], str] | None = None,
+                 cleanup: Callable[["Job"], None] | None = None, claims: tuple[str, ...] = ()):
+        self.kind = kind
+        self.scene_uid = scene.session_uid
+        self.scene_name = scene.name
+        self.title = title
+        self.steps = steps
+        self.work_dir = work_dir
+        self.python = python
+        self.on_success = on_success
+        self.cleanup = cleanup
+        self.claims = tuple(os.path.normcase(os.path.abspath(p)) for p in claims)
+        self.data: dict = {}            # whatever the operator needs on completion
+        self.state = RUNNING
+        self.message = ""
+        self.status = "Starting"
+        self.fraction = 0.0
+        self.eta_s: float | None = None
+        self.losses: dict = {}
+        self.preview_path = ""
+        self.preview_step: int | None = None
+        self.checkpoint_path = ""
+        self.checkpoint_step = 0
+        self.device = ""
+        self.cancel_requested = False
+        self._index = -1
+        self._worker: WorkerProcess | None = None
+        self._last_event: dict | None = None
+        self._printer: Callable[[str], None] | None = None
+        self._last_print = 0.0
+
+    # state ---------------------------------------------------------------------------------
+    @property
+    def active(self) -> bool:
+        return self.state == RUNNING
+
+    @property
+    def pids(self) -> list[int]:
+        return [self._worker.pid] if self._worker is not None else []
+
+    @property
+    def step(self) -> Step | None:
+        return self.steps[self._index] if 0 <= self._index < len(self.steps) else None
+
+    def scene(self):
+        for scene in bpy.data.scenes:
+            if scene.session_uid == self.scene_uid:
+                return scene
+        return None
+
+    # running -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._next_step()
+
+    def _next_step(self) -> None:
+        self._index += 1
+        step = self.steps[self._index]
+        self.status = step.label
+        job_file = os.path.join(self.work_dir, f"job_{self._index:03d}.json")
+        self._worker = WorkerProcess(self.python, step.job, job_file)
+        self._say(f"{self.title}: {step.label} (worker pid {self._worker.pid})")
+
+    def cancel(self) -> None:
+        """Stop at any moment: the worker keeps what it finished, no result is added."""
+        if not self.active:
+            return
+        self.cancel_requested = True
+        self.status = "Cancelling"
+        if self._worker is not None:
+            self._worker.request_cancel()
+
+    def poll(self) -> bool:
+        """Handle what the worker said; advance or finish. Returns True while running."""
+        if not self.active:
+            return False
+        worker = self._worker
+        for event in worker.drain():
+            self._handle(event)
+        worker.enforce_cancel()
+        if not worker.finished:
+            return True
+        worker.close()
+        last = self._last_event or {}
+        if self.cancel_requested or last.get("event") == "cancelled":
+            self._finish(CANCELLED, "Cancelled" + self._cancel_note())
+        elif worker.process.returncode == 0 and last.get("event") == "done":
+            self._last_event = None
+            if self._index + 1 < len(self.steps):
+                try:
+                    self._next_step()
+                except JobError as exc:
+                    self._finish(FAILED, str(exc))
+                return self.active
+            self._succeed()
+        elif last.get("event") == "error":
+            self._finish(FAILED, deps.explain(last["message"], self.python))
+        else:
+            self._finish(FAILED, worker.failure_message())
+        return self.active
+
+    def _cancel_note(self) -> str:
+        if self.kind == "train" and self.checkpoint_path:
+            return (f"; the checkpoint is kept ({self.checkpoint_path}): train the same name "
+                    "again to resume")
+        return ""
+
+    def _succeed(self) -> None:
+        try:
+            message = self.on_success(self) if self.on_success else "Done"
+        except Exception as exc:  # the result could not be added: report it, add nothing
+            self._finish(FAILED, str(exc) or type(exc).__name__)
+            return
+        self.fraction = 1.0
+        self._finish(DONE, message)
+
+    def _finish(self, state: str, message: str) -> None:
+        self.state = state
+        self.message = message
+        self.status = {DONE: "Done", FAILED: "Failed", CANCELLED: "Cancelled"}[state]
+        self.eta_s = None
+        if self._worker is not None:
+            self._worker.close()
+        try:
+            if self.cleanup:
+                self.cleanup(self)
+        finally:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+        self._say(f"{self.title}: {self.status.lower()}: {message}", force=True)
+
+    def _handle(self, event: dict) -> None:
+        name = event["event"]
+        step_weight = self.step.weight
+        total_weight = sum(s.weight for s in self.steps) or 1.0
+        done_weight = sum(s.weight for s in self.steps[:self._index])
+        if name == "start":
+            self.device = f"{event.get('device', '')} {event.get('dtype', '')}".strip()
+        elif name == "progress":
+            fraction = event.get("fraction")
+            if not isinstance(fraction, (int, float)):
+                fraction = event["done"] / event["total"] if event["total"] else 0.0
+            fraction = min(max(fraction, 0.0), 1.0)
+            self.fraction = (done_weight + step_weight * fraction) / total_weight
+            eta = event.get("eta_s")
+            self.eta_s = eta if isinstance(eta, (int, float)) else None
+            losses = event.get("losses")
+            if isinstance(losses, dict):
+                self.losses = {k: v for k, v in losses.items() if isinstance(v, (int, float))}
+            unit = "steps" if self.kind == "train" else "frames"
+            counts = f"{_number(event['done'])}/{_number(event['total'])}"
+            self.status = f"{self.step.label}: {counts} {unit}"
+            self._say(self.progress_line())
+        elif name == "preview":
+            self.preview_path = event["path"]
+            self.preview_step = event.get("step")
+        elif name == "checkpoint":
+            self.checkpoint_path = event["path"]
+            step = event.get("step")
+            self.checkpoint_step = step if isinstance(step, int) else self.checkpoint_step
+        elif name == "log":
+            self._say(f"{self.title}: {event['message']}", force=True)
+        if name in ("done", "error", "cancelled"):
+            self._last_event = event
+
+    # presentation --------------------------------------------------------------------------
+    def progress_line(self) -> str:
+        parts = [f"{self.title}: {self.status}", f"{100 * self.fraction:.0f}%"]
+        if self.eta_s is not None:
+            parts.append(f"ETA {protocol.format_duration(self.eta_s)}")
+        if self.losses:
+            parts.append(" ".join(f"{k}={v:.4f}" for k, v in self.losses.items()))
+        return "  ".join(parts)
+
+    def _say(self, text: str, force: bool = False) -> None:
+        if self._printer is None:
+            return
+        now = time.monotonic()
+        if force or now - self._last_print >= 1.0:
+            self._last_print = now
+            self._printer(text)
+
+    def run_blocking(self) -> None:
+        """Run to the end in the caller (background mode)."""
+        try:
+            while self.poll():
+                time.sleep(POLL_S / 2)
+        except KeyboardInterrupt:
+            self.cancel()
+            while self.poll():
+                time.sleep(POLL_S / 2)
+            raise
+        finally:
+            if self.active:  # an exception on our side: leave no process behind
+                self.cancel()
+                self._worker.close(timeout=1.0)
+                self._finish(CANCELLED, "Interrupted")
+
+
+def _number(value) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+
+
+# -- the jobs of this Blender session -----------------------------------------------------------
+
+_jobs: dict[int, Job] = {}  # scene session_uid -> running or last finished job
+
+
+def job_for(scene) -> Job | None:
+    return _jobs.get(scene.session_uid) if scene is not None else None
+
+
+def running_jobs() -> list[Job]:
+    return [job for job in _jobs.values() if job.active]
+
+
+def ensure_idle(scene) -> None:
+    """Raise JobError when the scene already runs a job (one job per scene)."""
+    current = job_for(scene)
+    if current is not None and current.active:
+        raise JobError(f"A style job is already running in scene '{scene.name}' "
+                       f"({current.title}); cancel it or wait for it")
+
+
+def submit(job: Job) -> None:
+    """Start a job (raises JobError when the scene is busy or an output is already claimed).
+
+    In background mode the job runs to its end here, printing progress lines; otherwise a
+    timer polls it and this returns at once. A refused job is cleaned up like a failed one.
+    """
+    try:
+        scene = job.scene()
+        if scene is not None:
+            ensure_idle(scene)
+        for other in running_jobs():
+            if set(other.claims) & set(job.claims):
+                raise JobError(f"Another job ({other.title}) is writing the same output")
+    except JobError as exc:
+        job._finish(FAILED, str(exc))
+        raise
+    _jobs[job.scene_uid] = job
+    if blocking():
+        job._printer = lambda text: print(f"GAN Style: {text}", flush=True)
+    try:
+        job.start()
+    except JobError as exc:
+        job._finish(FAILED, str(exc))
+        raise
+    if blocking():
+        job.run_blocking()
+    elif not bpy.app.timers.is_registered(tick):
+        bpy.app.timers.register(tick, first_interval=POLL_S, persistent=True)
+
+
+def dismiss(scene) -> None:
+    """Forget the last finished job of a scene (the panel stops showing it)."""
+    job = job_for(scene)
+    if job is not None and not job.active:
+        del _jobs[scene.session_uid]
+
+
+def tick() -> float | None:
+    """Timer callback: poll all running jobs, redraw the sequencer. None ends the timer."""
+    for job in list(_jobs.values()):
+        if job.active:
+            try:
+                job.poll()
+            except Exception as exc:  # never let one job stop the timer for the others
+                job._finish(FAILED, f"{type(exc).__name__}: {exc}")
+            if not job.active:
+                _announce(job)
+    _redraw()
+    return POLL_S if running_jobs() else None
+
+
+def cancel_all(wait: bool = True) -> None:
+    """Cancel every job (add-on disabled, another file loaded) and leave no process behind."""
+    for job in running_jobs():
+        job.cancel()
+        if wait and job._worker is not None:
+            job._worker.close()
+            job.poll()
+            if job.active:
+                job._finish(CANCELLED, "Cancelled")
+
+
+def _announce(job: Job) -> None:
+    print(f"GAN Style: {job.title}: {job.status.lower()}: {job.message}")
+    if job.state != FAILED or bpy.app.background:
+        return
+    wm = bpy.context.window_manager
+    if wm is None or not len(wm.windows):
+        return
+
+    def draw(menu, _context):
+        for line in _wrap(job.message, 90):
+            menu.layout.label(text=line)
+
+    with bpy.context.temp_override(window=wm.windows[0]):
+        wm.popup_menu(draw, title=f"GAN Style: {job.title} failed", icon='ERROR')
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return lines + ([line] if line else [])
+
+
+def _redraw() -> None:
+    wm = bpy.context.window_manager
+    if wm is None:
+        return
+    for window in wm.windows:
+        for area in window.screen.areas:
+            if area.type in ('SEQUENCE_EDITOR', 'PREFERENCES'):
+                area.tag_redraw()

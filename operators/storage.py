@@ -1,0 +1,113 @@
+"""Where the add-on keeps things: its own folder, the user folder, the style library, job output.
+
+Nothing here overwrites: new folders are reserved with an exclusive `mkdir` and get a numeric
+suffix when the name is taken.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+import bpy
+
+# The extension's root package (`bl_ext.<repo>.gan_style`): this module lives in `<root>.operators`.
+ADDON_PACKAGE = __package__.rpartition(".")[0]
+ADDON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STYLE_EXTENSION = ".ganstyle"
+
+
+def preferences(context=None):
+    """The add-on preferences, or None while the add-on is not enabled."""
+    context = context or bpy.context
+    addon = context.preferences.addons.get(ADDON_PACKAGE)
+    return addon.preferences if addon is not None else None
+
+
+def user_dir(*parts: str) -> str:
+    """A folder under the extension's user folder (created)."""
+    try:
+        base = bpy.utils.extension_path_user(ADDON_PACKAGE, create=True)
+    except ValueError:  # loaded as a legacy add-on, not as an extension
+        base = bpy.utils.user_resource('DATAFILES', path="gan_style", create=True)
+    path = os.path.join(base, *parts)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def library_dir(context=None) -> str:
+    """The style library folder: the preference, else `<user folder>/styles` (created)."""
+    prefs = preferences(context)
+    custom = prefs.library_dir.strip() if prefs is not None else ""
+    if custom:
+        path = absolute(custom)
+        os.makedirs(path, exist_ok=True)
+        return path
+    return user_dir("styles")
+
+
+def worker_python(context=None) -> str:
+    """The interpreter that runs jobs: the preference, else Blender's own Python."""
+    prefs = preferences(context)
+    custom = prefs.python_path.strip() if prefs is not None else ""
+    return absolute(custom) if custom else sys.executable
+
+
+def device(context=None) -> str:
+    prefs = preferences(context)
+    return prefs.device.lower() if prefs is not None else "auto"
+
+
+def absolute(path: str, library=None) -> str:
+    """An absolute, normalised file path (`//` resolved against the .blend)."""
+    return os.path.normpath(bpy.path.abspath(path, library=library))
+
+
+def safe_name(text: str, limit: int = 60) -> str:
+    """A file-name-safe version of a strip or style name."""
+    cleaned = re.sub(r"[^\w.+-]+", "_", text, flags=re.UNICODE).strip("._")
+    return (cleaned or "untitled")[:limit]
+
+
+def reserve_folder(parent: str, name: str) -> str:
+    """Create and return a new empty folder `parent/name`, `name_2`, ... (never an existing one)."""
+    os.makedirs(parent, exist_ok=True)
+    for number in range(1, 10000):
+        candidate = os.path.join(parent, name if number == 1 else f"{name}_{number}")
+        try:
+            os.mkdir(candidate)
+        except FileExistsError:
+            continue
+        return candidate
+    raise OSError(f"no free folder name for {name!r} in {parent}")
+
+
+def output_parent(blend_path: str) -> tuple[str, bool]:
+    """Folder for stylized frames: `gan_style` beside the .blend, else in the user folder.
+
+    Returns (folder, relative) where `relative` says strips may use a `//` path.
+    """
+    if blend_path:
+        return os.path.join(os.path.dirname(blend_path), "gan_style"), True
+    return user_dir("frames"), False
+
+
+def unique_style_path(library: str, name: str) -> str:
+    """`library/name.ganstyle`, or `name_2`, `name_3`, ... when taken."""
+    base = safe_name(name)
+    for number in range(1, 10000):
+        stem = base if number == 1 else f"{base}_{number}"
+        path = os.path.join(library, stem + STYLE_EXTENSION)
+        if not os.path.lexists(path):
+            return path
+    raise OSError(f"no free style name for {name!r} in {library}")
+
+
+def style_path_in_library(library: str, name: str) -> str:
+    return os.path.join(library, name + STYLE_EXTENSION)
+
+
+def training_dir(library: str, name: str) -> str:
+    """Checkpoints and previews of the training of the style `name` (kept to resume)."""
+    return os.path.join(library, ".training", name)

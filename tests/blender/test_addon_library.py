@@ -1,0 +1,97 @@
+"""The style library: import without overwriting, rename, remove, the list and its icons."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import bpy
+import pytest
+
+import bl_helpers
+
+pytestmark = pytest.mark.lts
+
+
+@pytest.fixture
+def library(addon, style):
+    """The library folder; whatever a test adds to it is removed afterwards."""
+    folder = addon.operators.storage.library_dir()
+    before = set(os.listdir(folder))
+    yield folder
+    for name in set(os.listdir(folder)) - before:
+        path = os.path.join(folder, name)
+        shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
+    bpy.ops.sequencer.gan_style_library_refresh()
+
+
+def listed():
+    return {item.name: item for item in bpy.context.window_manager.gan_style_library}
+
+
+def test_import_copies_under_a_free_name_and_never_overwrites(library, style, tmp_path):
+    source = tmp_path / "shared.ganstyle"
+    shutil.copy(os.path.join(library, style + ".ganstyle"), source)
+    digest = bl_helpers.file_digest(source)
+    assert bpy.ops.sequencer.gan_style_library_import(filepath=str(source)) == {'FINISHED'}
+    assert bpy.ops.sequencer.gan_style_library_import(filepath=str(source)) == {'FINISHED'}
+    for name in ("shared", "shared_2"):
+        assert bl_helpers.file_digest(os.path.join(library, name + ".ganstyle")) == digest
+    assert bl_helpers.file_digest(source) == digest
+    assert {"shared", "shared_2"} <= set(listed())
+
+
+def test_import_refuses_what_is_not_a_style_file(library, tmp_path):
+    bogus = tmp_path / "bogus.ganstyle"
+    bogus.write_bytes(b"PK\x03\x04 certainly not a style")
+    before = set(os.listdir(library))
+    with pytest.raises(RuntimeError, match="bogus.ganstyle"):
+        bpy.ops.sequencer.gan_style_library_import(filepath=str(bogus))
+    assert set(os.listdir(library)) == before
+
+
+def test_rename_never_replaces_and_remove_deletes(library, style, tmp_path):
+    shutil.copy(os.path.join(library, style + ".ganstyle"), tmp_path / "a.ganstyle")
+    bpy.ops.sequencer.gan_style_library_import(filepath=str(tmp_path / "a.ganstyle"))
+    digest = bl_helpers.file_digest(os.path.join(library, style + ".ganstyle"))
+    with pytest.raises(RuntimeError, match="exists already"):
+        bpy.ops.sequencer.gan_style_library_rename(name="a", new_name=style)
+    assert bl_helpers.file_digest(os.path.join(library, style + ".ganstyle")) == digest
+    assert os.path.isfile(os.path.join(library, "a.ganstyle"))
+    with pytest.raises(RuntimeError, match="cannot be a style name"):
+        bpy.ops.sequencer.gan_style_library_rename(name="a", new_name="../outside")
+    assert bpy.ops.sequencer.gan_style_library_rename(name="a", new_name="b") == {'FINISHED'}
+    assert not os.path.exists(os.path.join(library, "a.ganstyle"))
+    assert "b" in listed() and "a" not in listed()
+    assert bpy.ops.sequencer.gan_style_library_remove(name="b") == {'FINISHED'}
+    assert not os.path.exists(os.path.join(library, "b.ganstyle"))
+    assert "b" not in listed()
+    with pytest.raises(RuntimeError, match="No style named 'b'"):
+        bpy.ops.sequencer.gan_style_library_remove(name="b")
+
+
+def test_list_shows_metadata_and_names_broken_files(library, style, addon):
+    with open(os.path.join(library, "broken.ganstyle"), "wb") as handle:
+        handle.write(b"\x00" * 5)
+    bpy.ops.sequencer.gan_style_library_refresh()
+    items = listed()
+    assert items["broken"].error and "truncated" in items["broken"].error
+    good = items[style]
+    assert not good.error and good.preset == "draft" and good.path.endswith(".ganstyle")
+    assert isinstance(good.steps, int)
+
+
+def test_thumbnails_and_the_style_picker(library, style, addon, blend):
+    lib_module = addon.operators.library
+    entry = lib_module.read_entry(os.path.join(library, style + ".ganstyle"))
+    assert entry.thumbnail_png and entry.thumbnail_png.startswith(b"\x89PNG")
+    icon = addon.ui.previews.style_icon(entry)
+    assert isinstance(icon, int)
+    cache = addon.operators.storage.user_dir("thumbnails")
+    assert any(name.endswith(".png") for name in os.listdir(cache))
+    settings = blend.gan_style
+    names = [item[0] for item in addon.ui.props._style_enum_items(settings, bpy.context)]
+    assert style in names
+    settings.style = style
+    assert settings.style_name == style
+    assert addon.ui.props.current_style_name(settings) == style

@@ -1,0 +1,205 @@
+"""The "Style" tab of the Sequencer sidebar: Apply, Train, Library."""
+
+from __future__ import annotations
+
+import os
+
+import bpy
+
+from ..gan import protocol
+from ..operators import compat, library, runner, storage
+from . import prefs, previews, props
+
+
+class SequencerStylePanel:
+    bl_space_type = 'SEQUENCE_EDITOR'
+    bl_region_type = 'UI'
+    bl_category = "Style"
+
+    @classmethod
+    def poll(cls, context):
+        return compat.sequencer_scene(context) is not None
+
+
+def draw_job(layout, job: runner.Job) -> None:
+    """Progress, ETA, loss, preview and Cancel of a running job; the result of a finished one."""
+    box = layout.box()
+    if job.active:
+        box.progress(factor=job.fraction, type='BAR',
+                     text=f"{job.status}  {100 * job.fraction:.0f}%")
+        row = box.row()
+        row.label(text=f"ETA {protocol.format_duration(job.eta_s)}", icon='TIME')
+        if job.device:
+            row.label(text=job.device)
+        if job.losses:
+            loss_text = "  ".join(f"{k} {v:.3f}" for k, v in list(job.losses.items())[:3])
+            box.label(text=f"Loss: {loss_text}", icon='GRAPH')
+        if job.preview_path:
+            step = f" (step {job.preview_step})" if job.preview_step is not None else ""
+            box.label(text=f"Preview{step}: {os.path.basename(job.preview_path)}",
+                      icon='IMAGE_DATA')
+            icon = previews.image_icon(job.preview_path)
+            if icon:  # 0 without a screen (background mode)
+                box.template_icon(icon_value=icon, scale=8.0)
+        if job.cancel_requested:
+            box.label(text="Cancelling: finishing the current step...", icon='CANCEL')
+        else:
+            box.operator("sequencer.gan_style_cancel", icon='CANCEL', text="Cancel")
+        return
+    icon = {runner.DONE: 'CHECKMARK', runner.FAILED: 'ERROR'}.get(job.state, 'CANCEL')
+    row = box.row()
+    row.label(text=f"{job.title}: {job.status}", icon=icon)
+    row.operator("sequencer.gan_style_dismiss", text="", icon='X', emboss=False)
+    column = box.column(align=True)
+    for line in runner._wrap(job.message, 42)[:8]:
+        column.label(text=line)
+
+
+def _job_of_kind(context, kind: str) -> runner.Job | None:
+    job = runner.job_for(compat.sequencer_scene(context))
+    return job if job is not None and job.kind == kind else None
+
+
+class SEQUENCER_PT_gan_style_apply(SequencerStylePanel, bpy.types.Panel):
+    bl_label = "Apply Style"
+
+    def draw(self, context):
+        layout = self.layout
+        scene = compat.sequencer_scene(context)
+        settings = scene.gan_style
+        prefs.draw_dependencies(layout, storage.worker_python(context))
+        style_name = props.current_style_name(settings)
+        if not style_name:
+            layout.label(text="No styles yet: train or import one", icon='INFO')
+        else:
+            layout.template_icon_view(settings, "style", show_labels=True, scale=6.0,
+                                      scale_popup=5.0)
+            layout.label(text=style_name)
+        layout.prop(settings, "mix", slider=True)
+        layout.prop(settings, "use_frame_range")
+        if settings.use_frame_range:
+            row = layout.row(align=True)
+            row.prop(settings, "frame_start")
+            row.prop(settings, "frame_end")
+
+        strips = [s for s in compat.selected_strips(scene) if compat.is_visual(s)]
+        if not strips and compat.is_visual(compat.active_strip(scene)):
+            strips = [compat.active_strip(scene)]
+        job = runner.job_for(scene)
+        column = layout.column()
+        column.enabled = bool(strips and style_name) and not (job and job.active)
+        text = f"Apply to {len(strips)} strips" if len(strips) > 1 else "Apply to Strip"
+        op = column.operator("sequencer.gan_style_apply", text=text, icon='BRUSH_DATA')
+        op.style = style_name
+        op.mix = settings.mix
+        op.use_frame_range = settings.use_frame_range
+        op.frame_start = settings.frame_start
+        op.frame_end = settings.frame_end
+        if not strips:
+            layout.label(text="Select the strips to stylize", icon='INFO')
+        job = _job_of_kind(context, "apply")
+        if job is not None:
+            draw_job(layout, job)
+
+
+class SEQUENCER_PT_gan_style_train(SequencerStylePanel, bpy.types.Panel):
+    bl_label = "Train Style"
+    bl_options = {'DEFAULT_CLOSED'}
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        scene = compat.sequencer_scene(context)
+        settings = scene.gan_style
+        layout.prop(settings, "train_name")
+        ed = scene.sequence_editor
+        if ed is not None:
+            collection = "strips_all" if hasattr(ed, "strips_all") else "sequences_all"
+            layout.prop_search(settings, "train_style_strip", ed, collection, text="Style Strip")
+        layout.prop(settings, "train_style_path")
+        style_strip = settings.train_style_strip
+        content = [s for s in compat.selected_strips(scene)
+                   if compat.is_visual(s) and s.name != style_strip]
+        column = layout.column(align=True)
+        column.label(text=f"Content: {len(content)} selected strips" if content
+                     else "Content: select the footage strips", icon='SEQUENCE')
+        for strip in content[:4]:
+            column.label(text=f"    {strip.name}")
+        if len(content) > 4:
+            column.label(text=f"    ... and {len(content) - 4} more")
+        layout.prop(settings, "train_preset")
+        layout.prop(settings, "train_minutes")
+        name = settings.train_name.strip()
+        lib = storage.library_dir(context)
+        if name and os.path.exists(storage.style_path_in_library(lib, name)):
+            layout.label(text=f"'{name}' exists in the library: choose another name", icon='ERROR')
+        elif library.unfinished_training(lib, name):
+            layout.label(text="Continues the unfinished training of this name", icon='RECOVER_LAST')
+        job = runner.job_for(scene)
+        row = layout.row()
+        row.enabled = not (job and job.active) and bool(content) and bool(
+            style_strip or settings.train_style_path)
+        op = row.operator("sequencer.gan_style_train", icon='PLAY')
+        op.use_scene_settings = True
+        job = _job_of_kind(context, "train")
+        if job is not None:
+            draw_job(layout, job)
+
+
+class GANSTYLE_UL_styles(bpy.types.UIList):
+    """Styles of the library with thumbnail, preset and steps."""
+
+    def draw_item(self, _context, layout, _data, item, _icon, _active_data, _active_prop,
+                  _index=0):
+        entry = library.read_entry(item.path) if item.path else None
+        icon_value = previews.style_icon(entry) if entry is not None else 0
+        if self.layout_type in {'DEFAULT', 'COMPACT'}:
+            row = layout.row()
+            if item.error:
+                row.label(text=item.name, icon='ERROR')
+            elif icon_value:
+                row.label(text=item.name, icon_value=icon_value)
+            else:
+                row.label(text=item.name, icon='BRUSH_DATA')
+            if not item.error:
+                row.label(text=f"{item.preset} · {item.steps} steps")
+        else:
+            layout.alignment = 'CENTER'
+            layout.label(text="", icon_value=icon_value)
+
+
+class SEQUENCER_PT_gan_style_library(SequencerStylePanel, bpy.types.Panel):
+    bl_label = "Style Library"
+    bl_options = {'DEFAULT_CLOSED'}
+
+    def draw(self, context):
+        layout = self.layout
+        wm = context.window_manager
+        row = layout.row()
+        row.template_list("GANSTYLE_UL_styles", "", wm, "gan_style_library",
+                          wm, "gan_style_library_index", rows=4)
+        buttons = row.column(align=True)
+        buttons.operator("sequencer.gan_style_library_import", text="", icon='IMPORT')
+        buttons.operator("sequencer.gan_style_library_remove", text="", icon='REMOVE')
+        buttons.operator("sequencer.gan_style_library_rename", text="", icon='GREASEPENCIL')
+        buttons.separator()
+        buttons.operator("sequencer.gan_style_library_refresh", text="", icon='FILE_REFRESH')
+        index = wm.gan_style_library_index
+        if 0 <= index < len(wm.gan_style_library):
+            item = wm.gan_style_library[index]
+            column = layout.column(align=True)
+            if item.error:
+                column.label(text=item.error, icon='ERROR')
+            else:
+                column.label(text=f"Name: {item.title or item.name}")
+                column.label(text=f"Preset: {item.preset or '?'}")
+                column.label(text=f"Steps: {item.steps}")
+                column.label(text=f"Created: {item.created or '?'}")
+                if item.sources:
+                    column.label(text=f"Sources: {item.sources}")
+        layout.label(text=storage.library_dir(context), icon='FILE_FOLDER')
+
+
+classes = (GANSTYLE_UL_styles, SEQUENCER_PT_gan_style_apply, SEQUENCER_PT_gan_style_train,
+           SEQUENCER_PT_gan_style_library)
