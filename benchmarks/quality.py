@@ -1,0 +1,278 @@
+"""Known-style quality benchmark (docs: /work/shared/DESIGN.md, "Measuring quality").
+
+    .venv/bin/python benchmarks/quality.py                  # 3 filters x 5 minutes of training
+    .venv/bin/python benchmarks/quality.py --minutes 0.2    # a quick smoke run
+
+For each filter f: style clip = f(C), footage = A, where C and A are two disjoint stretches of
+the same real clip (vtest.avi from Debian's opencv-doc: C = frames 0-399, A = frames 400-794,
+a fixed camera with different people). Train unpaired with gan.train (draft preset, the product's
+own algorithm and settings) on A's frames 400-769, stylize A's held-out frames 780-794 and compare
+with f(A): gap closure (GC: 0 = identity, 1 = f exactly), PSNR, SSIM, and the temporal warping
+error relative to f(A)'s own. Baselines: identity and a Reinhard Lab mean/std colour transfer with
+the style clip's statistics. "colour path" is the trained model's per-pixel colour path alone (what
+the texture path adds is the difference). Without the sample clips (benchmarks/fetch_samples.sh),
+synthetic clips stand in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from gan import device as device_mod  # noqa: E402
+from gan import models  # noqa: E402
+from gan.colour import LabStats, reinhard_transfer  # noqa: E402
+from gan.frames import open_frames  # noqa: E402
+from gan.metrics import gap_closure, psnr, ssim, warping_error  # noqa: E402
+from gan.protocol import CancelToken, Reporter, SourceSpec, TrainJob  # noqa: E402
+from gan.train import train  # noqa: E402
+
+SAMPLE_DIRS = [os.path.join(ROOT, ".cache", "samples"),
+               "/tmp/ocvdoc/x/usr/share/doc/opencv-doc/examples/data"]
+STYLE_FRAMES = range(0, 400, 4)      # C (every 4th frame: 100 style frames)
+CONTENT_FRAMES = range(400, 770)     # A, trained on
+HELD_OUT_FRAMES = range(780, 795)    # A, never seen in training; consecutive for warping error
+
+
+# -- the filters (the "known styles") -------------------------------------------------------------
+
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def colour_grade(rgb: np.ndarray) -> np.ndarray:
+    """A strong teal-and-orange grade: S-curve, teal shadows, orange highlights, +50% saturation."""
+    x = rgb.astype(np.float32) / 255
+    luma = (x @ LUMA)[..., None]
+    x = x * x * (3 - 2 * x) * 0.6 + x * 0.4
+    x = x + (1 - luma) ** 2 * np.array([-0.10, 0.04, 0.12], np.float32)
+    x = x + luma ** 2 * np.array([0.14, 0.03, -0.12], np.float32)
+    luma = (x @ LUMA)[..., None]
+    x = luma + (x - luma) * 1.5
+    return np.clip(x * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _bgr_filter(function):
+    def apply(rgb: np.ndarray) -> np.ndarray:
+        out = function(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        return cv2.cvtColor(out, cv2.COLOR_BGR2RGB)
+    return apply
+
+
+stylization = _bgr_filter(lambda bgr: cv2.stylization(bgr, sigma_s=60, sigma_r=0.45))
+# edge-preserving smoothing, then 4 levels per channel: a flat "poster" look
+posterize = _bgr_filter(lambda bgr: cv2.edgePreservingFilter(
+    bgr, flags=cv2.RECURS_FILTER, sigma_s=40, sigma_r=0.3) // 64 * 64 + 32)
+pencil = _bgr_filter(lambda bgr: cv2.cvtColor(cv2.pencilSketch(
+    bgr, sigma_s=60, sigma_r=0.07, shade_factor=0.05)[0], cv2.COLOR_GRAY2BGR))
+
+FILTERS = {"grade": colour_grade, "stylization": stylization, "posterize": posterize,
+           "pencil": pencil}
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+
+def find_samples(explicit: str | None) -> str | None:
+    for folder in ([explicit] if explicit else SAMPLE_DIRS):
+        if folder and os.path.isfile(os.path.join(folder, "vtest.avi")):
+            return os.path.join(folder, "vtest.avi")
+    if explicit:
+        sys.exit(f"no vtest.avi in {explicit}")
+    return None
+
+
+def synthetic_clip(path: str, count: int = 795, size=(320, 240)) -> str:
+    """Stand-in when the samples are missing: textured ground, a slow pan and moving figures."""
+    width, height = size
+    rng = np.random.default_rng(0)
+    ground = cv2.resize(rng.integers(30, 220, (height // 10, width // 5, 3), dtype=np.uint8),
+                        (width * 2, height), interpolation=cv2.INTER_CUBIC)
+    grain = rng.integers(-20, 21, (height, width * 2, 3), dtype=np.int16)
+    ground = np.clip(ground + grain, 0, 255).astype(np.uint8)
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 10, size)
+    colours = [(200, 60, 60), (60, 200, 60), (60, 60, 200), (220, 200, 40)]
+    for i in range(count):
+        frame = np.ascontiguousarray(ground[:, i % width:i % width + width])
+        for k, colour in enumerate(colours):
+            x = (i * (2 + k) + 80 * k) % width
+            cv2.rectangle(frame, (x, 60 + 30 * k), (x + 12, 100 + 30 * k), colour, -1)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def read_frames(clip: str, indices) -> list[np.ndarray]:
+    with open_frames(clip, list(indices)) as source:
+        return [frame for _, frame in source]
+
+
+def write_style_clip(clip: str, function, folder: str) -> list[str]:
+    """f(C) as lossless PNG files (a lossy video would add its own artefacts to the style)."""
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    with open_frames(clip, list(STYLE_FRAMES)) as source:
+        for index, frame in source:
+            path = os.path.join(folder, f"{index:06d}.png")
+            if not os.path.exists(path):
+                cv2.imwrite(path, cv2.cvtColor(function(frame), cv2.COLOR_RGB2BGR))
+            paths.append(path)
+    return paths
+
+
+# -- running the model --------------------------------------------------------------------------
+
+class Quiet(Reporter):
+    """Keeps the last progress event; prints a line every ~30 s so a long run shows life."""
+
+    def __init__(self, label: str):
+        self.label = label
+        self.last: dict = {}
+        self._printed = 0.0
+
+    def emit(self, event: str, **fields) -> None:
+        if event == "progress":
+            self.last = fields
+            if time.monotonic() - self._printed > 30:
+                self._printed = time.monotonic()
+                print(f"  {self.label}: step {fields['done']} ({fields['rate']:.2f}/s) "
+                      f"losses {fields.get('losses')}", file=sys.stderr, flush=True)
+
+
+def run_generator(module, frames: list[np.ndarray], device, dtype) -> list[np.ndarray]:
+    outputs = []
+    with torch.no_grad():
+        for frame in frames:
+            x = torch.from_numpy(frame).to(device).permute(2, 0, 1)[None].to(dtype) / 255
+            y = module(x.contiguous(memory_format=torch.channels_last)).float().clamp(0, 1)
+            outputs.append((y[0].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8))
+    return outputs
+
+
+class ColourPathOnly(torch.nn.Module):
+    def __init__(self, gen):
+        super().__init__()
+        self.gen = gen
+
+    def forward(self, x):
+        return self.gen.colour(x).clamp(0, 1)
+
+
+# -- the benchmark ----------------------------------------------------------------------------------
+
+def scores(outputs, targets, inputs) -> dict[str, float]:
+    out, target, inp = np.stack(outputs), np.stack(targets), np.stack(inputs)
+    return {"gc": gap_closure(out, target, inp), "psnr": psnr(out, target), "ssim": ssim(out, target),
+            "warp": warping_error(outputs, inputs)}
+
+
+def benchmark_filter(name: str, clip: str, work: str, args) -> list[dict]:
+    function = FILTERS[name]
+    style_paths = write_style_clip(clip, function, os.path.join(work, f"style-{name}"))
+    held_out = read_frames(clip, HELD_OUT_FRAMES)
+    targets = [function(frame) for frame in held_out]
+    target_warp = warping_error(targets, held_out)
+
+    out = os.path.join(work, f"{name}-{int(time.time())}.ganstyle")
+    job = TrainJob(style=[SourceSpec(style_paths)], content=[SourceSpec(clip, list(CONTENT_FRAMES))],
+                   out=out, preset="draft", minutes=args.minutes, steps=args.steps,
+                   device=args.device, seed=args.seed, checkpoint_every_s=1e9, preview_every_s=1e9)
+    reporter = Quiet(name)
+    began = time.monotonic()
+    train(job, reporter, CancelToken())
+    train_s = time.monotonic() - began
+    device = device_mod.pick_device(args.device)
+    dtype = device_mod.pick_dtype(device)
+    gen, _ = models.load_generator(out, device, dtype)
+
+    style_stats = LabStats.of(read_frames(style_paths, range(len(style_paths))))
+    footage_stats = LabStats.of(read_frames(clip, CONTENT_FRAMES[::10]))
+    candidates = {
+        "identity": held_out,
+        "colour transfer (Reinhard)": [reinhard_transfer(f, footage_stats, style_stats) for f in held_out],
+        "ours: colour path only": run_generator(ColourPathOnly(gen), held_out, device, dtype),
+        "ours (draft)": run_generator(gen, held_out, device, dtype),
+    }
+    steps = reporter.last.get("done", 0)
+    rows = []
+    for method, outputs in candidates.items():
+        row = {"filter": name, "method": method, **scores(outputs, targets, held_out)}
+        row["warp"] /= target_warp
+        if method == "ours (draft)":
+            row["steps"] = steps
+            row["train_s"] = train_s
+            if args.save_images:
+                sample = np.hstack([held_out[-1], outputs[-1], targets[-1]])
+                cv2.imwrite(os.path.join(work, f"{name}.png"), cv2.cvtColor(sample, cv2.COLOR_RGB2BGR))
+        rows.append(row)
+    return rows
+
+
+def print_table(rows: list[dict], args, clip: str) -> None:
+    print(f"\nKnown-style benchmark: draft preset, {args.minutes if args.steps is None else args.steps}"
+          f" {'minutes' if args.steps is None else 'steps'} per filter, footage "
+          f"{os.path.basename(clip)}, {len(HELD_OUT_FRAMES)} held-out frames, torch threads "
+          f"{torch.get_num_threads()}\n")
+    print("| filter | method | GC | PSNR dB | SSIM | warp err / f(A) | steps |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for row in rows:
+        steps = f"{row['steps']} in {row['train_s']:.0f} s" if "steps" in row else ""
+        print(f"| {row['filter']} | {row['method']} | {row['gc']:.3f} | {row['psnr']:.2f} | "
+              f"{row['ssim']:.3f} | {row['warp']:.2f} | {steps} |")
+    print()
+    by = {(r["filter"], r["method"]): r for r in rows}
+    for name in args.filters:
+        ours, transfer = by[(name, "ours (draft)")]["gc"], by[(name, "colour transfer (Reinhard)")]["gc"]
+        verdict = "beats" if ours > transfer else "does NOT beat"
+        print(f"{name}: ours GC {ours:.3f} {verdict} colour transfer {transfer:.3f}")
+    if "grade" in args.filters:
+        grade = by[("grade", "ours (draft)")]["gc"]
+        print(f"grade: GC {grade:.3f} {'>=' if grade >= 0.5 else '<'} 0.5")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, default=5.0, help="training time per filter")
+    budget.add_argument("--steps", type=int, help="train a fixed number of steps instead")
+    parser.add_argument("--filters", default="grade,stylization,posterize",
+                        help=f"comma list from {', '.join(FILTERS)}")
+    parser.add_argument("--samples", help="folder with vtest.avi (default: .cache/samples)")
+    parser.add_argument("--work", help="folder for style clips and models (default: a temp folder)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save-images", action="store_true",
+                        help="write input | ours | target images to the work folder")
+    args = parser.parse_args(argv)
+    if args.steps is not None:
+        args.minutes = None
+    args.filters = [f.strip() for f in args.filters.split(",") if f.strip()]
+    unknown = set(args.filters) - set(FILTERS)
+    if unknown:
+        parser.error(f"unknown filter(s): {', '.join(sorted(unknown))}")
+
+    with tempfile.TemporaryDirectory(prefix="gan-quality-") as tmp:
+        work = args.work or tmp
+        os.makedirs(work, exist_ok=True)
+        clip = find_samples(args.samples)
+        if clip is None:
+            print("sample clips not found (benchmarks/fetch_samples.sh): using a synthetic clip",
+                  file=sys.stderr)
+            clip = synthetic_clip(os.path.join(work, "synthetic.avi"))
+        rows = []
+        for name in args.filters:
+            rows += benchmark_filter(name, clip, work, args)
+        print_table(rows, args, clip)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,302 @@
+"""Generator presets, the generator, the PatchGAN discriminator and inference preparation.
+
+The generator has two paths (both fully convolutional, so any frame size and any tiling works):
+- a colour path: a per-pixel MLP (1x1 convolutions) that learns the global colour transform
+  of the style quickly; most grades are per-pixel colour functions;
+- a texture path: a ResNet (CycleGAN/CUT layout) that adds a residual for strokes, smoothing
+  and outlines on top of the recoloured frame. Its encoder also serves the PatchNCE loss.
+y = c + T(c), c = colour(x). No normalization layers: nothing at inference depends on frame
+statistics, so a tile gives the same pixels as the whole frame. Upsampling is resize + conv
+(no checkerboard from transposed convolutions).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .protocol import UserError
+
+ARCH_TYPE = "colour-resnet"
+ARCH_VERSION = 1
+PRESETS: dict[str, dict[str, int]] = {
+    "draft": {"ngf": 16, "blocks": 6},      # CPU minutes
+    "standard": {"ngf": 32, "blocks": 6},
+    "high": {"ngf": 64, "blocks": 9},       # CycleGAN size, for GPUs
+}
+DOWNSAMPLINGS = 2
+COLOUR_HIDDEN = 32
+
+
+def generator_arch(preset: str) -> dict[str, Any]:
+    """The JSON description stored in a style file; build_generator(arch) rebuilds the model."""
+    if preset not in PRESETS:
+        raise UserError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
+    return {"type": ARCH_TYPE, "version": ARCH_VERSION, "preset": preset,
+            **PRESETS[preset], "downsamplings": DOWNSAMPLINGS, "colour_hidden": COLOUR_HIDDEN}
+
+
+def _conv(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, padding_mode="reflect"
+                     if stride == 1 else "zeros")
+
+
+class ColourPath(nn.Module):
+    """Per-pixel colour transform: x + MLP(x), starting as the identity."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Conv2d(3, hidden, 1), nn.SiLU(), nn.Conv2d(hidden, hidden, 1),
+                                 nn.SiLU(), nn.Conv2d(hidden, 3, 1))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mlp(x * 2 - 1)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(_conv(channels, channels, 3), nn.ReLU(inplace=True),
+                                  _conv(channels, channels, 3))
+        # Without normalization, a deep stack stays well-behaved if each block starts small.
+        with torch.no_grad():
+            self.body[-1].weight.mul_(0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Upsample(nn.Module):
+    """Bilinear x2 then a 3x3 convolution (no transposed convolution: no checkerboard)."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv = _conv(cin, cout, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
+
+
+class HighPass(nn.Module):
+    """x - GaussianBlur(x): keeps only detail finer than ~sigma pixels, so the texture path
+    cannot shift colours over an area (that is the colour path's job)."""
+
+    def __init__(self, sigma: float):
+        super().__init__()
+        self.radius = math.ceil(3 * sigma)
+        offsets = torch.arange(-self.radius, self.radius + 1, dtype=torch.float32)
+        kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+        self.register_buffer("kernel", (kernel / kernel.sum()).repeat(3, 1, 1, 1),
+                             persistent=False)  # (3, 1, 1, K): not a weight, not in style files
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # fp32 and NCHW on purpose: bf16 / channels_last depthwise convolutions take a very
+        # slow path on CPUs (measured 100x slower); this costs a few ms per frame instead.
+        with torch.autocast(x.device.type, enabled=False):
+            detail = x.float().contiguous()
+            r = self.radius
+            blurred = F.conv2d(F.pad(detail, (r, r, 0, 0), mode="replicate"), self.kernel, groups=3)
+            blurred = F.conv2d(F.pad(blurred, (0, 0, r, r), mode="replicate"),
+                               self.kernel.transpose(2, 3), groups=3)
+            return (detail - blurred).to(x.dtype)
+
+
+class Generator(nn.Module):
+    """RGB in [0, 1] -> RGB in [0, 1], NCHW, any size (a multiple of `alignment` avoids
+    resampling at the border)."""
+
+    def __init__(self, arch: dict[str, Any]):
+        super().__init__()
+        self.arch = dict(arch)
+        ngf, blocks, downs = int(arch["ngf"]), int(arch["blocks"]), int(arch["downsamplings"])
+        self.colour = ColourPath(int(arch["colour_hidden"]))
+        encoder: list[nn.Module] = [nn.Sequential(_conv(3, ngf, 7), nn.ReLU(inplace=True))]
+        channels = ngf
+        for _ in range(downs):
+            encoder.append(nn.Sequential(_conv(channels, channels * 2, 3, stride=2),
+                                         nn.ReLU(inplace=True)))
+            channels *= 2
+        encoder += [ResBlock(channels) for _ in range(blocks)]
+        self.encoder = nn.ModuleList(encoder)
+        decoder: list[nn.Module] = []
+        for _ in range(downs):
+            decoder += [Upsample(channels, channels // 2), nn.ReLU(inplace=True)]
+            channels //= 2
+        decoder.append(_conv(channels, 3, 7))
+        nn.init.zeros_(decoder[-1].weight)  # the texture path starts as "add nothing"
+        nn.init.zeros_(decoder[-1].bias)
+        self.decoder = nn.Sequential(*decoder)
+        sigma = float(arch.get("detail_sigma", 0))
+        self.high_pass = HighPass(sigma) if sigma > 0 else nn.Identity()
+        self.alignment = 2 ** downs
+        self.receptive_margin = receptive_margin(arch)
+
+    def nce_layers(self) -> list[int]:
+        """Encoder layers whose features PatchNCE compares: the input, the stem and each
+        downsampling. (CUT adds a mid-stack block; measured here it cost 35% of a training step
+        for no gain in quality.)"""
+        return [-1, *range(int(self.arch["downsamplings"]) + 1)]
+
+    def encode(self, x: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
+        """Features of `x` (in [0, 1]) after the given encoder layers (-1 = the input itself)."""
+        features = []
+        h = x * 2 - 1
+        if -1 in layers:
+            features.append(h)
+        last = max(layers)
+        for i, layer in enumerate(self.encoder):
+            if i > last:
+                break
+            h = layer(h)
+            if i in layers:
+                features.append(h)
+        return features
+
+    def texture(self, c: torch.Tensor) -> torch.Tensor:
+        h = c * 2 - 1
+        for layer in self.encoder:
+            h = layer(h)
+        return self.high_pass(self.decoder(h))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.colour(x)
+        height, width = c.shape[-2:]
+        pad_h, pad_w = -height % self.alignment, -width % self.alignment
+        if pad_h or pad_w:  # the down/up path needs sizes on the alignment grid
+            padded = F.pad(c, (0, pad_w, 0, pad_h), mode="replicate")
+            y = c + self.texture(padded)[..., :height, :width]
+        else:
+            y = c + self.texture(c)
+        if self.training:
+            # Straight-through clamp: losses see valid colours, gradients still flow at the limits.
+            return y + (y.clamp(0, 1) - y).detach()
+        return y.clamp(0, 1)
+
+
+def receptive_margin(arch: dict[str, Any]) -> int:
+    """Pixels of context each output pixel depends on, on each side (half the receptive field,
+    rounded up to the alignment): a tile overlap of this size gives seamless tiles."""
+    downs, blocks = int(arch["downsamplings"]), int(arch["blocks"])
+    radius, step = 3, 1  # stem 7x7
+    for _ in range(downs):
+        radius += step  # 3x3 stride 2
+        step *= 2
+    radius += blocks * 2 * step  # two 3x3 per block
+    for _ in range(downs):
+        step //= 2
+        radius += step + step  # bilinear x2 (one source pixel) + 3x3
+    radius += 3  # final 7x7
+    if arch.get("detail_sigma", 0) > 0:
+        radius += math.ceil(3 * arch["detail_sigma"])  # the high-pass blur
+    align = 2 ** downs
+    return -(-radius // align) * align
+
+
+def build_generator(arch: dict[str, Any]) -> Generator:
+    """Rebuild a generator from its JSON description (checked: style files are untrusted)."""
+    if not isinstance(arch, dict) or arch.get("type") != ARCH_TYPE:
+        raise UserError(f"unsupported model type {arch.get('type') if isinstance(arch, dict) else arch!r}"
+                        f" (this version reads {ARCH_TYPE!r})")
+    if int(arch.get("version", 0)) > ARCH_VERSION:
+        raise UserError(f"the model needs a newer version of this add-on (model version "
+                        f"{arch.get('version')}, supported {ARCH_VERSION})")
+    limits = {"ngf": (4, 256), "blocks": (1, 32), "downsamplings": (1, 4), "colour_hidden": (4, 256)}
+    for key, (low, high) in limits.items():
+        value = arch.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise UserError(f"bad model description: {key} must be an integer in {low}-{high}")
+    return Generator(arch)
+
+
+# -- discriminator --------------------------------------------------------------------------------
+
+class PatchDiscriminator(nn.Module):
+    """70x70 PatchGAN (pix2pix/CycleGAN): one real/fake score per overlapping patch.
+
+    No normalization (LSGAN is stable enough with it off, and it keeps channels_last fast).
+    """
+
+    def __init__(self, ndf: int = 64, layers: int = 3):
+        super().__init__()
+        body: list[nn.Module] = [nn.Conv2d(3, ndf, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        channels = ndf
+        for i in range(1, layers + 1):
+            out = ndf * min(2 ** i, 8)
+            body += [nn.Conv2d(channels, out, 4, 2 if i < layers else 1, 1),
+                     nn.LeakyReLU(0.2, inplace=True)]
+            channels = out
+        body.append(nn.Conv2d(channels, 1, 4, 1, 1))
+        self.body = nn.Sequential(*body)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x * 2 - 1)
+
+
+def build_discriminator(ndf: int = 64, layers: int = 3) -> PatchDiscriminator:
+    return PatchDiscriminator(ndf, layers)
+
+
+# -- inference ------------------------------------------------------------------------------------
+
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """Fold every Conv2d directly followed by BatchNorm2d (inside a Sequential) into the conv,
+    so inference needs no normalization (none of our presets has any; kept for user models).
+    Returns the folded module (a Sequential is rebuilt, other modules are changed in place)."""
+    if isinstance(module, nn.Sequential):
+        folded: list[nn.Module] = []
+        for item in module:
+            if isinstance(item, nn.BatchNorm2d) and folded and isinstance(folded[-1], nn.Conv2d):
+                folded[-1] = _fold(folded[-1], item)
+            else:
+                folded.append(fold_batchnorm(item))
+        return nn.Sequential(*folded)
+    for name, child in list(module.named_children()):
+        setattr(module, name, fold_batchnorm(child))
+    return module
+
+
+def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    conv = copy.deepcopy(conv)
+    scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+    bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    conv.weight = nn.Parameter(conv.weight.detach() * scale.reshape(-1, 1, 1, 1))
+    conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias.detach())
+    return conv
+
+
+def prepare_for_inference(gen: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
+    """eval mode, no gradients, norms folded, channels_last, weights in `dtype`.
+
+    Callers pass float [0, 1] NCHW input in any dtype; cast it to `dtype` (and ideally to
+    channels_last) for speed. Output comes back in `dtype`.
+    """
+    gen = fold_batchnorm(gen.eval())
+    for param in gen.parameters():
+        param.requires_grad_(False)
+    return gen.to(device=device, dtype=dtype, memory_format=torch.channels_last)
+
+
+def load_generator(style_path: str, device: torch.device, dtype: torch.dtype):
+    """(generator ready for inference, StyleInfo) from a style file; weights only, no code."""
+    from .stylefile import StyleFileError, load_style
+
+    info, tensors = load_style(style_path)
+    gen = build_generator(info.arch)
+    expected = gen.state_dict()
+    weights = {k: v for k, v in tensors.items() if k in expected}
+    missing = sorted(set(expected) - set(weights))
+    if missing:
+        raise StyleFileError(f"{style_path}: the style file lacks weights ({missing[0]}, ...)")
+    for name, value in weights.items():
+        if tuple(value.shape) != tuple(expected[name].shape):
+            raise StyleFileError(f"{style_path}: weight {name} has shape {tuple(value.shape)}, "
+                                 f"the model needs {tuple(expected[name].shape)}")
+    gen.load_state_dict({k: v.float() for k, v in weights.items()})
+    return prepare_for_inference(gen, device, dtype), info

@@ -1,0 +1,613 @@
+"""Unpaired style training: one-sided CUT (Park et al. 2020) with a global colour path.
+
+Per step, on random crops of footage x and style s:
+    y = G(x)
+    G: LSGAN(D(y)) + PatchNCE(y, x) + identity PatchNCE(G(s), s) + colour SWD(y, s)
+    D: LSGAN(D(s), D(y))
+Before the first step, the generator's per-pixel colour path is fitted alone on pixel samples
+(sliced Wasserstein between its output colours and the style's): a second of work that gives
+the GAN a recoloured starting point instead of the identity, so the minutes go to texture.
+
+Frames are sampled with random access from a bounded pool (never a whole clip in memory).
+Checkpoints (plain tensors, numbers and strings: loaded with weights_only=True) make a job
+resumable: step count, optimizer state, schedule and elapsed time budget continue.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import device as device_mod
+from . import losses, models
+from .fileio import atomic_write
+from .frames import FrameSourceError, open_frames
+from .protocol import CancelledError, CancelToken, Reporter, SourceSpec, TrainJob, UserError
+
+CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_FORMAT = "ganstyle-checkpoint"
+CHECKPOINT_VERSION = 1
+PROGRESS_INTERVAL_S = 1.0
+LOSS_PLOT_NAME = "loss.png"
+PREVIEW_FRAMES = 3
+PREVIEW_WIDTH = 256
+THUMBNAIL_SIZE = 128
+MAX_HISTORY = 2000  # loss-plot points kept (older ones are thinned out)
+
+
+@dataclass
+class Settings:
+    """Training hyperparameters; stored in the checkpoint and the style file's metadata."""
+    crop: int = 128
+    batch: int = 4
+    lr: float = 2e-4
+    ndf: int = 32
+    nce_weight: float = 1.0
+    identity_weight: float = 1.0
+    identity_crops: int = 1
+    colour_weight: float = 10.0
+    colour_fit_steps: int = 300
+    colour_fit_lr: float = 1e-2
+    decay_from: float = 0.5  # fraction of the budget after which the learning rate decays to 0
+
+
+PRESET_SETTINGS = {
+    "draft": Settings(crop=128, batch=4, ndf=32),
+    "standard": Settings(crop=192, batch=4, ndf=64),
+    "high": Settings(crop=256, batch=2, ndf=64),
+}
+
+
+def settings_for(job: TrainJob) -> Settings:
+    settings = Settings(**asdict(PRESET_SETTINGS[job.preset]))
+    if job.crop is not None:
+        settings.crop = job.crop
+    if job.batch is not None:
+        settings.batch = job.batch
+    return settings
+
+
+# -- frames -------------------------------------------------------------------------------------
+
+class FramePool:
+    """A bounded random sample of decoded frames from several sources, slowly renewed.
+
+    Reading a random frame of a video means a seek and a decode; keeping a few dozen decoded
+    frames and replacing one every few steps makes that cost negligible while every frame
+    of the sources still gets its turn. Frames that turn out unreadable (a video whose
+    reported frame count is too high) are dropped with a log line, not fatal.
+    """
+
+    def __init__(self, specs: list[SourceSpec], rng: np.random.Generator, reporter: Reporter,
+                 role: str, capacity: int = 32, max_bytes: int = 384 << 20):
+        self.rng = rng
+        self.reporter = reporter
+        self.role = role
+        self.sources = []
+        try:
+            for spec in specs:
+                self.sources.append(open_frames(spec.path, spec.frames))
+        except BaseException:
+            self.close()
+            raise
+        self.entries = [(s, i) for s, source in enumerate(self.sources)
+                        for i in dict.fromkeys(source.indices)]
+        if not self.entries:
+            raise UserError(f"the {role} sources have no frames")
+        width, height = self.sources[0].size
+        frame_bytes = max(width * height * 3, 1)
+        self.capacity = max(1, min(capacity, len(self.entries), max_bytes // frame_bytes))
+        self.frames: list[np.ndarray] = []
+        order = self.rng.permutation(len(self.entries))
+        self._cursor = 0
+        self._order = order
+        while len(self.frames) < self.capacity:
+            frame = self._next_frame()
+            if frame is None:
+                break
+            self.frames.append(frame)
+        if not self.frames:
+            raise UserError(f"none of the {role} frames could be read")
+
+    def _next_frame(self) -> np.ndarray | None:
+        """The next readable frame in a shuffled order (reshuffled at the end)."""
+        while self.entries:
+            if self._cursor >= len(self._order):
+                self._order = self.rng.permutation(len(self.entries))
+                self._cursor = 0
+            position = self._order[self._cursor]
+            self._cursor += 1
+            if position >= len(self.entries):
+                continue
+            source, index = self.entries[position]
+            try:
+                return self.sources[source].read(index)
+            except FrameSourceError as exc:
+                self.reporter.emit("log", message=f"skipping an unreadable {self.role} frame: {exc}")
+                self.entries.pop(position)
+                self._order = self.rng.permutation(len(self.entries))
+                self._cursor = 0
+        return None
+
+    def refresh(self) -> None:
+        """Replace one pooled frame by a new one (no-op when the pool holds every frame)."""
+        if len(self.entries) <= len(self.frames):
+            return
+        frame = self._next_frame()
+        if frame is not None:
+            self.frames[self.rng.integers(len(self.frames))] = frame
+
+    def crops(self, count: int, size: int, scale: tuple[float, float]) -> np.ndarray:
+        """`count` random size x size crops (uint8 NHWC), each taken from a window of
+        size / s pixels with s log-uniform in `scale` (multi-scale), randomly mirrored."""
+        out = np.empty((count, size, size, 3), np.uint8)
+        for n in range(count):
+            frame = self.frames[self.rng.integers(len(self.frames))]
+            height, width = frame.shape[:2]
+            s = math.exp(self.rng.uniform(math.log(scale[0]), math.log(scale[1])))
+            window = int(round(min(size / s, height, width)))
+            y = self.rng.integers(height - window + 1)
+            x = self.rng.integers(width - window + 1)
+            crop = frame[y:y + window, x:x + window]
+            if window != size:
+                crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if window > size
+                                  else cv2.INTER_LINEAR)
+            out[n] = crop[:, ::-1] if self.rng.random() < 0.5 else crop
+        return out
+
+    def pixels(self, count: int) -> np.ndarray:
+        """`count` random pixel colours (uint8, (count, 3)) from the pooled frames."""
+        picks = self.rng.integers(len(self.frames), size=count)
+        out = np.empty((count, 3), np.uint8)
+        for f in np.unique(picks):
+            frame = self.frames[f]
+            where = picks == f
+            ys = self.rng.integers(frame.shape[0], size=int(where.sum()))
+            xs = self.rng.integers(frame.shape[1], size=int(where.sum()))
+            out[where] = frame[ys, xs]
+        return out
+
+    def close(self) -> None:
+        for source in self.sources:
+            source.close()
+
+
+def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 NHWC -> float NCHW in [0, 1], channels_last (the fast layout for convolutions)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2)
+    return (tensor.float() / 255.0).contiguous(memory_format=torch.channels_last)
+
+
+def to_images(tensor: torch.Tensor) -> np.ndarray:
+    """float NCHW in [0, 1] -> uint8 NHWC."""
+    array = tensor.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
+    return (array * 255.0 + 0.5).astype(np.uint8)
+
+
+CONTENT_SCALE = (0.8, 1.0)  # footage crops: close to the scale the style will be applied at
+
+
+def style_scale_range(style: FramePool, content_size: tuple[int, int]) -> tuple[float, float]:
+    """Style crops are seen at the footage's scale (short sides matched), so brush strokes keep
+    their size relative to the picture, with the footage's jitter; a style of only a few frames
+    (a still image) gets a wider range of scales for variety."""
+    base = min(content_size) / max(min(style.sources[0].size), 1)
+    base = min(max(base, 0.25), 4.0)
+    low = CONTENT_SCALE[0] if len(style.entries) >= 8 else 0.5
+    return (base * low, base * CONTENT_SCALE[1])
+
+
+# -- checkpoints --------------------------------------------------------------------------------
+
+def save_checkpoint(path: str, state: dict[str, Any]) -> None:
+    """temp file + fsync + rename: a crash leaves the old checkpoint or the new one, whole."""
+    atomic_write(path, lambda handle: torch.save(state, handle), overwrite=True)
+
+
+def load_checkpoint(path: str) -> dict[str, Any]:
+    """weights_only=True: a checkpoint can hold tensors, numbers and strings, never code."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # damaged or foreign file
+        raise UserError(f"cannot resume: {path} is not a usable checkpoint ({exc})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"cannot resume: {path} is not a checkpoint of this add-on")
+    if state.get("version", 0) > CHECKPOINT_VERSION:
+        raise UserError(f"cannot resume: {path} was written by a newer version of this add-on")
+    return state
+
+
+# -- pictures: previews and loss plot -----------------------------------------------------------
+
+def stylize_images(gen: torch.nn.Module, images: np.ndarray, device: torch.device,
+                   autocast) -> np.ndarray:
+    """Run the generator in eval mode on a few small uint8 frames (previews, thumbnail)."""
+    was_training = gen.training
+    gen.eval()
+    try:
+        with torch.no_grad(), autocast():
+            return to_images(gen(to_tensor(images, device)))
+    finally:
+        gen.train(was_training)
+
+
+def preview_inputs(pool: FramePool) -> np.ndarray:
+    """A few footage frames spread over the sources, scaled to PREVIEW_WIDTH (multiple of 4)."""
+    entries = pool.entries
+    picks = [entries[int(i)] for i in np.linspace(0, len(entries) - 1, PREVIEW_FRAMES).round()]
+    frames = []
+    for source, index in picks:
+        try:
+            frames.append(pool.sources[source].read(index))
+        except FrameSourceError:
+            frames.append(pool.frames[0])
+    height, width = frames[0].shape[:2]
+    out_h = max(4, int(round(PREVIEW_WIDTH * height / width / 4)) * 4)
+    return np.stack([cv2.resize(f, (PREVIEW_WIDTH, out_h), interpolation=cv2.INTER_AREA)
+                     for f in frames])
+
+
+def write_png(path: str, rgb: np.ndarray) -> None:
+    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError(f"cannot encode {path}")
+    atomic_write(path, lambda handle: handle.write(data.tobytes()), overwrite=True)
+
+
+LOSS_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+                (140, 86, 75), (227, 119, 194), (127, 127, 127)]
+
+
+def draw_loss_plot(history: dict[str, list[float]], steps: list[int], size=(640, 360)) -> np.ndarray:
+    """Each loss on its own min-max scale (their magnitudes differ by 100x), smoothed, on one
+    chart with a legend. Drawn with OpenCV: no plotting library needed."""
+    width, height = size
+    image = np.full((height, width, 3), 255, np.uint8)
+    left, right, top, bottom = 10, width - 10, 30, height - 25
+    cv2.rectangle(image, (left, top), (right, bottom), (200, 200, 200), 1)
+    if len(steps) >= 2:
+        span = max(steps[-1] - steps[0], 1)
+        xs = left + (np.asarray(steps, float) - steps[0]) / span * (right - left)
+        for n, (name, values) in enumerate(sorted(history.items())):
+            smooth = _ema(np.asarray(values, float))
+            finite = np.isfinite(smooth)
+            if finite.sum() < 2:
+                continue
+            low, high = smooth[finite].min(), smooth[finite].max()
+            ys = bottom - (smooth - low) / max(high - low, 1e-12) * (bottom - top)
+            points = np.stack([xs, ys], 1)[finite].round().astype(np.int32)
+            colour = LOSS_COLOURS[n % len(LOSS_COLOURS)]
+            cv2.polylines(image, [points], False, colour, 1, cv2.LINE_AA)
+            label = f"{name} {smooth[finite][-1]:.3g}"
+            cv2.putText(image, label, (left + 4 + 105 * n, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                        colour, 1, cv2.LINE_AA)
+        cv2.putText(image, f"step {steps[0]}", (left, height - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                    (90, 90, 90), 1, cv2.LINE_AA)
+        text = f"step {steps[-1]}"
+        cv2.putText(image, text, (right - 8 * len(text), height - 8), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.4, (90, 90, 90), 1, cv2.LINE_AA)
+    return image
+
+
+def _ema(values: np.ndarray, weight: float = 0.9) -> np.ndarray:
+    out = np.empty_like(values)
+    running = values[0]
+    for i, value in enumerate(values):
+        running = weight * running + (1 - weight) * value if i else value
+        out[i] = running
+    return out
+
+
+# -- training -------------------------------------------------------------------------------------
+
+class Trainer:
+    """The state of one training run: models, optimizers, frame pools, budget, history."""
+
+    def __init__(self, job: TrainJob, reporter: Reporter, cancel: CancelToken):
+        self.job = job
+        self.reporter = reporter
+        self.cancel = cancel
+        self.work_dir = job.resolved_work_dir
+        self.checkpoint_path = os.path.join(self.work_dir, CHECKPOINT_NAME)
+        self.settings = settings_for(job)
+        self.arch = models.generator_arch(job.preset)
+        self.device = device_mod.pick_device(job.device)
+        self.dtype = device_mod.pick_dtype(self.device)
+        self.step = 0
+        self.elapsed_before = 0.0  # seconds of budget spent by earlier runs (resume)
+        self.history: dict[str, list[float]] = {}
+        self.history_steps: list[int] = []
+        self._sums: dict[str, float] = {}
+        self._count = 0
+        self.last_losses: dict[str, float] = {}
+
+    # - setup -
+    def check_paths(self) -> dict[str, Any] | None:
+        """All refusals happen here, before any training: returns the checkpoint to resume."""
+        job = self.job
+        if os.path.lexists(job.out):
+            raise UserError(f"{job.out} already exists: choose another name for the style file "
+                            "(nothing is overwritten)")
+        out_dir = os.path.dirname(os.path.abspath(job.out))
+        if not os.path.isdir(out_dir):
+            raise UserError(f"the folder for the style file does not exist: {out_dir}")
+        has_checkpoint = os.path.isfile(self.checkpoint_path)
+        if job.resume:
+            if not has_checkpoint:
+                raise UserError(f"nothing to resume: no checkpoint in {self.work_dir}")
+            state = load_checkpoint(self.checkpoint_path)
+            if state.get("preset") != job.preset:
+                raise UserError(f"cannot resume: the checkpoint is for preset "
+                                f"{state.get('preset')!r}, the job asks for {job.preset!r}")
+            return state
+        if has_checkpoint:
+            raise UserError(f"{self.work_dir} already holds a checkpoint: resume it, or choose "
+                            "another work folder (nothing is overwritten)")
+        return None
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.dtype,
+                              enabled=self.dtype != torch.float32)
+
+    def build(self, state: dict[str, Any] | None) -> None:
+        job, settings = self.job, self.settings
+        if state is not None:
+            self.settings = settings = Settings(**json.loads(state["settings"]))
+        seed = job.seed + (state["step"] if state else 0)  # a resumed run draws new crops
+        torch.manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+        self.gen = models.build_generator(self.arch).to(self.device)
+        self.disc = models.build_discriminator(settings.ndf).to(self.device)
+        self.nce_layers = self.gen.nce_layers()
+        with torch.no_grad():
+            channels = [f.shape[1] for f in self.gen.encode(
+                torch.zeros(1, 3, 32, 32, device=self.device), self.nce_layers)]
+        self.nce = losses.PatchNCE(channels).to(self.device)
+        for module in (self.gen, self.disc, self.nce):
+            module.to(memory_format=torch.channels_last)
+        betas = (0.5, 0.999)
+        self.opt_g = torch.optim.Adam([*self.gen.parameters(), *self.nce.parameters()],
+                                      lr=settings.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=settings.lr, betas=betas)
+        if state is not None:
+            self.gen.load_state_dict(state["generator"])
+            self.disc.load_state_dict(state["discriminator"])
+            self.nce.load_state_dict(state["nce"])
+            self.opt_g.load_state_dict(state["opt_g"])
+            self.opt_d.load_state_dict(state["opt_d"])
+            self.step = int(state["step"])
+            self.elapsed_before = float(state["elapsed_s"])
+            self.history = {k: list(map(float, v)) for k, v in state["history"].items()}
+            self.history_steps = [int(s) for s in state["history_steps"]]
+        self.content = FramePool(job.content, self.rng, self.reporter, "footage")
+        self.style = FramePool(job.style, self.rng, self.reporter, "style")
+        width, height = self.content.sources[0].size
+        self.style_scale = style_scale_range(self.style, (width, height))
+        self.preview_inputs = preview_inputs(self.content)
+
+    def close(self) -> None:
+        for pool in ("content", "style"):
+            if hasattr(self, pool):
+                getattr(self, pool).close()
+
+    # - budget -
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.started
+
+    def progress_fraction(self) -> float:
+        fractions = []
+        if self.job.steps:
+            fractions.append(self.step / self.job.steps)
+        if self.job.minutes:
+            fractions.append(self.elapsed() / (self.job.minutes * 60))
+        return min(max(fractions), 1.0)
+
+    def finished(self) -> bool:
+        return self.progress_fraction() >= 1.0
+
+    def learning_rate(self) -> float:
+        """Constant, then linear decay to 0 over the end of the budget (CUT's schedule)."""
+        fraction, start = self.progress_fraction(), self.settings.decay_from
+        factor = 1.0 if fraction <= start else max(0.0, (1 - fraction) / (1 - start))
+        return self.settings.lr * factor
+
+    # - steps -
+    def fit_colours(self) -> None:
+        """Fit the per-pixel colour path alone on pixel samples (sliced Wasserstein to the
+        style's colours): cheap, and the rest of training starts from the style's palette."""
+        params = list(self.gen.colour.parameters())
+        optimizer = torch.optim.Adam(params, lr=self.settings.colour_fit_lr)
+        side = 64  # 64 x 64 = 4096 pixels per side of the match
+        for _ in range(self.settings.colour_fit_steps):
+            if self.cancel.requested:
+                return
+            content = to_tensor(self.content.pixels(side * side).reshape(1, side, side, 3), self.device)
+            style = to_tensor(self.style.pixels(side * side).reshape(1, side, side, 3), self.device)
+            loss = losses.colour_distribution_loss(self.gen.colour(content), style)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    def train_step(self) -> dict[str, float]:
+        settings = self.settings
+        for group in (*self.opt_g.param_groups, *self.opt_d.param_groups):
+            group["lr"] = self.learning_rate()
+        crop, batch = settings.crop, settings.batch
+        x = to_tensor(self.content.crops(batch, crop, CONTENT_SCALE), self.device)
+        s = to_tensor(self.style.crops(batch, crop, self.style_scale), self.device)
+        layers = self.nce_layers
+        with self.autocast():
+            y = self.gen(x)
+            terms = {"gan": losses.lsgan_g_loss(self.disc(y))}
+            with torch.no_grad():
+                keys = self.gen.encode(x, layers)
+            terms["nce"] = settings.nce_weight * self.nce(self.gen.encode(y, layers), keys)
+            if settings.identity_weight:
+                # Identity NCE on a few style crops only: a full batch would double the step.
+                s_idt = s[: settings.identity_crops]
+                with torch.no_grad():
+                    style_keys = self.gen.encode(s_idt, layers)
+                terms["idt"] = settings.identity_weight * self.nce(
+                    self.gen.encode(self.gen(s_idt), layers), style_keys)
+            terms["colour"] = settings.colour_weight * losses.colour_distribution_loss(y, s)
+        loss_g = sum(terms.values())
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        with self.autocast():
+            loss_d = losses.lsgan_d_loss(self.disc(s), self.disc(y.detach()))
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+        terms["d"] = loss_d
+        if self.step % 4 == 0:
+            self.content.refresh()
+            self.style.refresh()
+        return {name: float(value.detach()) for name, value in terms.items()}
+
+    def record(self, values: dict[str, float]) -> dict[str, float]:
+        """Accumulate losses; every 10 steps add their mean to the plot history."""
+        for name, value in values.items():
+            self._sums[name] = self._sums.get(name, 0.0) + value
+        self._count += 1
+        means = {name: total / self._count for name, total in self._sums.items()}
+        if self._count >= 10:
+            for name, value in means.items():
+                self.history.setdefault(name, []).append(value)
+            self.history_steps.append(self.step)
+            self._sums, self._count = {}, 0
+            if len(self.history_steps) > MAX_HISTORY:  # keep every other point
+                self.history = {k: v[::2] for k, v in self.history.items()}
+                self.history_steps = self.history_steps[::2]
+        return means
+
+    # - outputs -
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+            "preset": self.job.preset, "arch": json.dumps(self.arch),
+            "settings": json.dumps(asdict(self.settings)),
+            "step": self.step, "elapsed_s": self.elapsed(),
+            "generator": self.gen.state_dict(), "discriminator": self.disc.state_dict(),
+            "nce": self.nce.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "history": self.history, "history_steps": self.history_steps,
+        }
+
+    def save_checkpoint(self) -> None:
+        save_checkpoint(self.checkpoint_path, self.checkpoint_state())
+        self.reporter.emit("checkpoint", path=self.checkpoint_path, step=self.step)
+
+    def write_preview(self) -> None:
+        outputs = stylize_images(self.gen, self.preview_inputs, self.device, self.autocast)
+        rows = [np.hstack([inp, out]) for inp, out in zip(self.preview_inputs, outputs)]
+        path = os.path.join(self.work_dir, f"preview_{self.step:07d}.png")
+        write_png(path, np.vstack(rows))
+        write_png(os.path.join(self.work_dir, LOSS_PLOT_NAME),
+                  draw_loss_plot(self.history, self.history_steps))
+        self.reporter.emit("preview", path=path, step=self.step)
+
+    def thumbnail(self) -> np.ndarray:
+        frame = self.preview_inputs[0]
+        height, width = frame.shape[:2]
+        side = min(height, width)
+        square = frame[(height - side) // 2:(height - side) // 2 + side,
+                       (width - side) // 2:(width - side) // 2 + side]
+        square = cv2.resize(square, (THUMBNAIL_SIZE, THUMBNAIL_SIZE), interpolation=cv2.INTER_AREA)
+        return stylize_images(self.gen, square[None], self.device, self.autocast)[0]
+
+    def write_style(self) -> str:
+        from .stylefile import save_style
+
+        job = self.job
+        name = job.name or os.path.splitext(os.path.basename(job.out))[0]
+        sources = [os.path.basename(p) for spec in job.style for p in
+                   (spec.path if isinstance(spec.path, list) else [spec.path])]
+        meta = {
+            "name": name, "preset": job.preset, "steps": self.step,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "sources": sources,
+            "settings": {**asdict(self.settings), "seed": job.seed,
+                         "minutes": job.minutes, "device": self.device.type,
+                         "dtype": str(self.dtype).replace("torch.", "")},
+        }
+        state_dict = {k: v.detach().float().cpu() for k, v in self.gen.state_dict().items()}
+        try:
+            save_style(job.out, arch=self.arch, state_dict=state_dict, meta=meta,
+                       thumbnail_rgb=self.thumbnail())
+        except FileExistsError:
+            raise UserError(f"{job.out} appeared while training: the style is kept in the "
+                            f"checkpoint in {self.work_dir}") from None
+        return job.out
+
+    # - the loop -
+    def run(self) -> str:
+        state = self.check_paths()
+        os.makedirs(self.work_dir, exist_ok=True)
+        self.build(state)
+        self.started = time.monotonic()
+        job = self.job
+        self.reporter.emit("start", kind="train", total=job.steps or 0, device=self.device.type,
+                           dtype=str(self.dtype).replace("torch.", ""), preset=job.preset,
+                           step=self.step, budget_s=job.minutes * 60 if job.minutes else None)
+        if self.step == 0:
+            self.reporter.emit("log", message="fitting the style's colours")
+            self.fit_colours()
+        last_checkpoint = last_preview = time.monotonic()
+        last_progress = -math.inf
+        run_start_step = self.step
+        self.write_preview()
+        while not self.finished():
+            if self.cancel.requested:
+                self.save_checkpoint()
+                raise CancelledError(f"training stopped at step {self.step}; resume to continue")
+            self.last_losses = self.record(self.train_step())
+            self.step += 1
+            now = time.monotonic()
+            if now - last_progress >= PROGRESS_INTERVAL_S:
+                last_progress = now
+                self.emit_progress(self.last_losses, run_start_step)
+            if now - last_checkpoint >= job.checkpoint_every_s:
+                self.save_checkpoint()
+                last_checkpoint = time.monotonic()
+            if now - last_preview >= job.preview_every_s:
+                self.write_preview()
+                last_preview = time.monotonic()
+        self.emit_progress(self.last_losses, run_start_step)
+        self.write_preview()
+        self.save_checkpoint()
+        return self.write_style()
+
+    def emit_progress(self, losses_now: dict[str, float], run_start_step: int) -> None:
+        run_time = max(time.monotonic() - self.started, 1e-9)
+        rate = (self.step - run_start_step) / run_time
+        fraction = self.progress_fraction()
+        if self.job.steps and (not self.job.minutes or self.step / self.job.steps >= fraction):
+            total = self.job.steps
+            eta = (total - self.step) / rate if rate > 0 else None
+        else:  # the time budget ends first: total is the projected step count
+            eta = max(self.job.minutes * 60 - self.elapsed(), 0.0)
+            total = int(self.step + rate * eta)
+        self.reporter.emit("progress", done=self.step, total=total, fraction=round(fraction, 4),
+                           rate=round(rate, 3), eta_s=None if eta is None else round(eta, 1),
+                           losses={k: round(v, 5) for k, v in losses_now.items()})
+
+
+def train(job: TrainJob, reporter: Reporter, cancel: CancelToken) -> str:
+    """Train a style from `job`; returns the style file path. Raises UserError for bad inputs
+    (before any work), CancelledError after saving a checkpoint when cancelled."""
+    trainer = Trainer(job, reporter, cancel)
+    try:
+        return trainer.run()
+    finally:
+        trainer.close()

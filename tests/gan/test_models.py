@@ -1,0 +1,166 @@
+"""Generator presets, tiling-safe inference, norm folding, the discriminator, style loading."""
+
+import json
+
+import pytest
+import torch
+import torch.nn as nn
+
+from gan import device as device_mod
+from gan import models, stylefile
+from gan.protocol import UserError
+
+
+def active_generator(preset="draft", seed=0):
+    """A generator whose every layer does something (the presets start as the identity)."""
+    torch.manual_seed(seed)
+    gen = models.build_generator(models.generator_arch(preset))
+    for module in gen.modules():
+        if isinstance(module, nn.Conv2d):
+            module.reset_parameters()
+    return gen.eval()
+
+
+def test_arch_is_json_and_rebuilds():
+    arch = models.generator_arch("draft")
+    assert json.loads(json.dumps(arch)) == arch
+    gen = models.build_generator(arch)
+    assert gen.arch == arch
+    sizes = [sum(p.numel() for p in models.build_generator(models.generator_arch(p)).parameters())
+             for p in ("draft", "standard", "high")]
+    assert sizes[0] < sizes[1] < sizes[2]
+    with pytest.raises(UserError):
+        models.generator_arch("huge")
+
+
+@pytest.mark.parametrize("change", [{"type": "other"}, {"ngf": 100000}, {"blocks": "6"},
+                                    {"version": 99}])
+def test_untrusted_arch_is_refused(change):
+    with pytest.raises(UserError):
+        models.build_generator({**models.generator_arch("draft"), **change})
+
+
+def test_no_layers_that_break_tiling_or_checkerboard():
+    gen = models.build_generator(models.generator_arch("high"))
+    banned = (nn.ConvTranspose2d, nn.InstanceNorm2d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
+    assert not any(isinstance(m, banned) for m in gen.modules())
+
+
+def test_new_generator_is_the_identity():
+    gen = models.build_generator(models.generator_arch("draft")).eval()
+    x = torch.rand(1, 3, 40, 52)
+    with torch.no_grad():
+        assert torch.allclose(gen(x), x, atol=1e-6)
+
+
+def test_any_size_in_and_out_of_range():
+    gen = active_generator()
+    with torch.no_grad():
+        for h, w in [(37, 53), (64, 64), (17, 100)]:
+            y = gen(torch.rand(2, 3, h, w))
+            assert y.shape == (2, 3, h, w)
+            assert 0.0 <= y.min() and y.max() <= 1.0
+
+
+def test_tile_with_margin_equals_whole_frame():
+    """A crop that keeps `receptive_margin` pixels of context around a region, placed on the
+    alignment grid, gives exactly the whole frame's pixels in that region."""
+    gen = active_generator()
+    margin, align = gen.receptive_margin, gen.alignment
+    assert margin % align == 0 and margin > 50
+    x = torch.rand(1, 3, 2 * margin + 64, 2 * margin + 96)
+    with torch.no_grad():
+        whole = gen(x)
+        tile = gen(x[:, :, align:align + margin * 2 + 32, 2 * align:2 * align + margin * 2 + 40])
+    region = (slice(None), slice(None), slice(margin, margin + 32), slice(margin, margin + 40))
+    inner_whole = whole[:, :, align:, 2 * align:][region]
+    assert torch.allclose(tile[region], inner_whole, atol=1e-5)
+
+
+def test_batch_does_not_change_a_frame():
+    gen = active_generator()
+    x = torch.rand(3, 3, 48, 64)
+    with torch.no_grad():
+        assert torch.allclose(gen(x)[1:2], gen(x[1:2]), atol=1e-5)
+
+
+def test_fold_batchnorm_keeps_the_output():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()),
+                        nn.Conv2d(8, 3, 1, bias=False), nn.BatchNorm2d(3))
+    net.train()
+    for _ in range(3):  # give the running statistics non-trivial values
+        net(torch.randn(4, 3, 16, 16) * 3 + 1)
+    net.eval()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        expected = net(x)
+        folded = models.fold_batchnorm(net)
+        assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+        assert torch.allclose(folded(x), expected, atol=1e-5)
+
+
+def test_prepare_for_inference():
+    gen = models.prepare_for_inference(active_generator(), torch.device("cpu"), torch.bfloat16)
+    assert not gen.training
+    assert all(not p.requires_grad and p.dtype == torch.bfloat16 for p in gen.parameters())
+    conv = gen.encoder[0][0].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        y = gen(torch.rand(1, 3, 32, 48, dtype=torch.bfloat16))
+    assert y.shape == (1, 3, 32, 48)
+
+
+def test_patch_discriminator_sees_70_pixel_patches():
+    disc = models.build_discriminator(ndf=8)
+    scores = disc(torch.rand(2, 3, 256, 256))
+    assert scores.shape == (2, 1, 30, 30)  # pix2pix's 70x70 PatchGAN on 256 px
+    # one score depends on a 70x70 window only
+    x = torch.rand(1, 3, 128, 128, requires_grad=True)
+    disc(x)[0, 0, 5, 5].backward()
+    rows = torch.nonzero(x.grad.abs().sum((0, 1, 3)))
+    assert rows.max() - rows.min() + 1 <= 70
+
+
+def test_load_generator_round_trip_and_bad_files(tmp_path):
+    gen = active_generator()
+    path = str(tmp_path / "s.ganstyle")
+    stylefile.save_style(path, arch=gen.arch, state_dict=gen.state_dict(), meta={"name": "s"})
+    loaded, info = models.load_generator(path, torch.device("cpu"), torch.float32)
+    assert info.meta["name"] == "s"
+    x = torch.rand(1, 3, 40, 56)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), gen(x), atol=1e-6)
+    state = gen.state_dict()
+    missing = str(tmp_path / "missing.ganstyle")
+    stylefile.save_style(missing, arch=gen.arch, meta={},
+                         state_dict={k: v for k, v in state.items() if "decoder" not in k})
+    with pytest.raises(UserError):
+        models.load_generator(missing, torch.device("cpu"), torch.float32)
+    wrong = str(tmp_path / "wrong.ganstyle")
+    stylefile.save_style(wrong, arch={**gen.arch, "ngf": 8}, state_dict=state, meta={})
+    with pytest.raises(UserError):
+        models.load_generator(wrong, torch.device("cpu"), torch.float32)
+
+
+def test_device_choice():
+    assert device_mod.pick_device("cpu") == torch.device("cpu")
+    auto = device_mod.pick_device("auto")
+    assert auto.type in ("cuda", "mps", "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="cuda"):
+            device_mod.pick_device("cuda")
+    if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        with pytest.raises(UserError, match="mps"):
+            device_mod.pick_device("mps")
+    with pytest.raises(UserError):
+        device_mod.pick_device("tpu")
+
+
+def test_dtype_choice(monkeypatch):
+    cpu = torch.device("cpu")
+    assert device_mod.pick_dtype(torch.device("mps")) == torch.float32
+    monkeypatch.setattr(device_mod, "cpu_has_fast_bf16", lambda: True)
+    assert device_mod.pick_dtype(cpu) == torch.bfloat16
+    monkeypatch.setattr(device_mod, "cpu_has_fast_bf16", lambda: False)
+    assert device_mod.pick_dtype(cpu) == torch.float32
