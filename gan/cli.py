@@ -158,8 +158,9 @@ def run_job(job: TrainJob | StylizeJob, reporter: Reporter, cancel: CancelToken)
         reporter.emit("error", message=_one_line(str(exc)))
         return EXIT_FAILED
     except ModuleNotFoundError as exc:  # the worker's Python lacks a dependency
-        reporter.emit("error", message=f"this Python ({sys.executable}) lacks the module "
-                      f"'{exc.name}': pip install -r requirements.txt, or use another interpreter")
+        reporter.emit("error", message=f"No module named '{exc.name}' in this Python "
+                      f"({sys.executable}): pip install -r requirements.txt there, "
+                      "or use another interpreter")
         return EXIT_FAILED
     except MemoryError:
         reporter.emit("error", message="out of memory: use a smaller preset, batch or tile size")
@@ -210,8 +211,8 @@ def _info(args: argparse.Namespace) -> int:
 
 def _printable(value: object, limit: int = 200) -> str:
     """Style files come from strangers: no terminal escape sequences, no endless lines."""
-    from .stylefile import printable
-    return printable(value, limit)
+    text = "".join(c if c.isprintable() else "?" for c in str(value)[:limit + 1])
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _count(shape: tuple[int, ...]) -> int:
