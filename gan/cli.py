@@ -211,8 +211,8 @@ def _info(args: argparse.Namespace) -> int:
 
 def _printable(value: object, limit: int = 200) -> str:
     """Style files come from strangers: no terminal escape sequences, no endless lines."""
-    text = "".join(c if c.isprintable() else "?" for c in str(value)[:limit + 1])
-    return text if len(text) <= limit else text[:limit] + "..."
+    from .stylefile import printable
+    return printable(value, limit)
 
 
 def _count(shape: tuple[int, ...]) -> int:

@@ -11,6 +11,7 @@ indices; a still image gives the same picture for any index.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from typing import Iterator, Sequence
@@ -136,11 +137,12 @@ class FrameSource:
     def __init__(self, path: str, count: int, frames: Sequence[int] | None):
         self.path = path
         self.count = count
-        if frames is None:
-            frames = range(count)
-        self.indices = [int(i) for i in frames]
-        for i in self.indices:
-            self._check_index(i)
+        if frames is None:  # a range, not a list: a long clip costs no memory here
+            self.indices: Sequence[int] = range(max(count, 0))
+        else:
+            self.indices = [int(i) for i in frames]
+            for i in self.indices:
+                self._check_index(i)
         self.size = (0, 0)
         self._last: tuple[int, np.ndarray] | None = None
 
@@ -224,15 +226,27 @@ class VideoSource(FrameSource):
         self.path = path
         self._cap = _open_capture(path)
         try:
-            reported = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            reported = self._cap.get(cv2.CAP_PROP_FRAME_COUNT)
+            reported = int(reported) if math.isfinite(reported) else -1
             self._reported = reported
+            # A damaged or crafted header can claim billions of frames; a real frame takes
+            # more than a byte of the file, so such a count is ignored (treated as unknown).
+            implausible = reported > _file_size(path)
             # No usable count (some streams): allow any index, fail clearly at the real end.
-            count = reported if reported > 0 else -1
-            if frames is None and count < 0:
-                raise FrameSourceError(f"{path}: the video does not tell its frame count; "
-                                       "give an explicit frame range")
+            count = reported if 0 < reported and not implausible else -1
             self._next = 0  # index the next decoded frame will have
-            first = self._load(0)  # proves the file decodes and gives the true frame size
+            try:
+                first = self._load(0)  # proves the file decodes and gives the true frame size
+            except FrameSourceError:
+                if reported <= 0:
+                    raise FrameSourceError(f"{path}: the video has no frames (it is empty or "
+                                           "damaged)") from None
+                raise
+            if frames is None and count < 0:
+                claim = (f"claims {reported} frames, more than the file can hold (damaged?)"
+                         if implausible else "does not tell its frame count")
+                raise FrameSourceError(f"{path}: the video {claim}; give an explicit frame "
+                                       "range")
             super().__init__(path, count, frames)
             self.size = (first.shape[1], first.shape[0])
             self._last = (0, first)
@@ -256,13 +270,21 @@ class VideoSource(FrameSource):
 
     def _ended_before(self, index: int) -> None:
         self._next = -1  # position unknown: seek next time
-        known = f" although OpenCV reported {self._reported} frames" if self._reported > 0 else ""
+        known = (f" although OpenCV reported {self._reported} frames"
+                 if 0 < self._reported <= _file_size(self.path) else "")
         raise FrameSourceError(
             f"{self.path}: frame {index} could not be read: the video ends earlier{known} "
             "(the file may be truncated or damaged, or its frame count wrong)")
 
     def close(self) -> None:
         self._cap.release()
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _open_capture(path: str) -> cv2.VideoCapture:

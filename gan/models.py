@@ -2,9 +2,10 @@
 
 The generator has two paths (both fully convolutional, so any frame size and any tiling works):
 - a colour path: a per-pixel MLP (1x1 convolutions) that learns the global colour transform
-  of the style quickly; most grades are per-pixel colour functions;
+  of the style quickly by distribution matching; most grades are per-pixel colour functions;
 - a texture path: a ResNet (CycleGAN/CUT layout) that adds a residual for strokes, smoothing
-  and outlines on top of the recoloured frame. Its encoder also serves the PatchNCE loss.
+  and outlines on top of the recoloured frame, high-passed so that it adds detail and cannot
+  shift the colours of whole regions. Its encoder also serves the PatchNCE loss.
 y = c + T(c), c = colour(x). No normalization layers: nothing at inference depends on frame
 statistics, so a tile gives the same pixels as the whole frame. Upsampling is resize + conv
 (no checkerboard from transposed convolutions).
@@ -31,6 +32,7 @@ PRESETS: dict[str, dict[str, int]] = {
 }
 DOWNSAMPLINGS = 2
 COLOUR_HIDDEN = 32
+DETAIL_SIGMA = 4.0  # the texture path adds detail finer than this (pixels); colours are global
 
 
 def generator_arch(preset: str) -> dict[str, Any]:
@@ -38,7 +40,8 @@ def generator_arch(preset: str) -> dict[str, Any]:
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
     return {"type": ARCH_TYPE, "version": ARCH_VERSION, "preset": preset,
-            **PRESETS[preset], "downsamplings": DOWNSAMPLINGS, "colour_hidden": COLOUR_HIDDEN}
+            **PRESETS[preset], "downsamplings": DOWNSAMPLINGS, "colour_hidden": COLOUR_HIDDEN,
+            "detail_sigma": DETAIL_SIGMA}
 
 
 def _conv(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Conv2d:
@@ -85,27 +88,26 @@ class Upsample(nn.Module):
 
 
 class HighPass(nn.Module):
-    """x - GaussianBlur(x): keeps only detail finer than ~sigma pixels, so the texture path
-    cannot shift colours over an area (that is the colour path's job)."""
+    """x - GaussianBlur(x), per channel: only the detail finer than ~sigma pixels."""
 
     def __init__(self, sigma: float):
         super().__init__()
         self.radius = math.ceil(3 * sigma)
         offsets = torch.arange(-self.radius, self.radius + 1, dtype=torch.float32)
         kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-        self.register_buffer("kernel", (kernel / kernel.sum()).repeat(3, 1, 1, 1),
-                             persistent=False)  # (3, 1, 1, K): not a weight, not in style files
+        self.register_buffer("kernel", (kernel / kernel.sum()).reshape(1, 1, 1, -1),
+                             persistent=False)  # not a weight: not in style files
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # fp32 and NCHW on purpose: bf16 / channels_last depthwise convolutions take a very
         # slow path on CPUs (measured 100x slower); this costs a few ms per frame instead.
         with torch.autocast(x.device.type, enabled=False):
-            detail = x.float().contiguous()
-            r = self.radius
-            blurred = F.conv2d(F.pad(detail, (r, r, 0, 0), mode="replicate"), self.kernel, groups=3)
-            blurred = F.conv2d(F.pad(blurred, (0, 0, r, r), mode="replicate"),
-                               self.kernel.transpose(2, 3), groups=3)
-            return (detail - blurred).to(x.dtype)
+            n, c, h, w = x.shape
+            detail = x.float().reshape(n * c, 1, h, w)
+            r, kernel = self.radius, self.kernel.float()  # the model may have been cast to bf16
+            blurred = F.conv2d(F.pad(detail, (r, r, 0, 0), mode="replicate"), kernel)
+            blurred = F.conv2d(F.pad(blurred, (0, 0, r, r), mode="replicate"), kernel.transpose(2, 3))
+            return (detail - blurred).reshape(n, c, h, w).to(x.dtype)
 
 
 class Generator(nn.Module):
@@ -129,12 +131,16 @@ class Generator(nn.Module):
         for _ in range(downs):
             decoder += [Upsample(channels, channels // 2), nn.ReLU(inplace=True)]
             channels //= 2
-        decoder.append(_conv(channels, 3, 7))
+        sigma = float(arch.get("detail_sigma", 0))
+        self.high_pass = HighPass(sigma) if sigma > 0 else nn.Identity()
+        # Detail gain: one more output channel scales the frame's own fine detail per pixel
+        # (-1 flattens a region, >0 sharpens). Smoothing is what most painterly styles do, and
+        # a decoder working from 1/4 resolution could not cancel pixel-fine texture itself.
+        self.detail_gain = bool(arch.get("detail_gain")) and sigma > 0
+        decoder.append(_conv(channels, 4 if self.detail_gain else 3, 7))
         nn.init.zeros_(decoder[-1].weight)  # the texture path starts as "add nothing"
         nn.init.zeros_(decoder[-1].bias)
         self.decoder = nn.Sequential(*decoder)
-        sigma = float(arch.get("detail_sigma", 0))
-        self.high_pass = HighPass(sigma) if sigma > 0 else nn.Identity()
         self.alignment = 2 ** downs
         self.receptive_margin = receptive_margin(arch)
 
@@ -160,24 +166,37 @@ class Generator(nn.Module):
         return features
 
     def texture(self, c: torch.Tensor) -> torch.Tensor:
-        h = c * 2 - 1
-        for layer in self.encoder:
-            h = layer(h)
-        return self.high_pass(self.decoder(h))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = self.colour(x)
+        """The texture path's residual for a recoloured frame c."""
         height, width = c.shape[-2:]
         pad_h, pad_w = -height % self.alignment, -width % self.alignment
         if pad_h or pad_w:  # the down/up path needs sizes on the alignment grid
-            padded = F.pad(c, (0, pad_w, 0, pad_h), mode="replicate")
-            y = c + self.texture(padded)[..., :height, :width]
+            c = F.pad(c, (0, pad_w, 0, pad_h), mode="replicate")
+        h = c * 2 - 1
+        for layer in self.encoder:
+            h = layer(h)
+        out = self.decoder(h)
+        if self.detail_gain:
+            detail = self.high_pass(torch.cat([out[:, :3], c], 1))
+            residual = detail[:, :3] + out[:, 3:] * detail[:, 3:]
         else:
-            y = c + self.texture(c)
-        if self.training:
-            # Straight-through clamp: losses see valid colours, gradients still flow at the limits.
-            return y + (y.clamp(0, 1) - y).detach()
-        return y.clamp(0, 1)
+            residual = self.high_pass(out)
+        return residual[..., :height, :width]
+
+    def unclamped(self, c: torch.Tensor) -> torch.Tensor:
+        """c + texture in float32: bf16 rounding of the colours would leave a fine pattern that
+        a discriminator learns to spot (measured: it then wins and training collapses)."""
+        return c.float() + self.texture(c).float()
+
+    def finish(self, c: torch.Tensor) -> torch.Tensor:
+        """Texture on top of a recoloured frame c = recolour(x), clamped to [0, 1]."""
+        return self.unclamped(c).clamp(0, 1)
+
+    def recolour(self, x: torch.Tensor) -> torch.Tensor:
+        """The colour path's output, a valid colour (the texture path starts from it)."""
+        return self.colour(x).clamp(0, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.finish(self.recolour(x))
 
 
 def receptive_margin(arch: dict[str, Any]) -> int:
@@ -212,6 +231,11 @@ def build_generator(arch: dict[str, Any]) -> Generator:
         value = arch.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
             raise UserError(f"bad model description: {key} must be an integer in {low}-{high}")
+    sigma = arch.get("detail_sigma", 0)
+    if not isinstance(sigma, (int, float)) or isinstance(sigma, bool) or not 0 <= sigma <= 32:
+        raise UserError("bad model description: detail_sigma must be a number in 0-32")
+    if not isinstance(arch.get("detail_gain", False), bool):
+        raise UserError("bad model description: detail_gain must be true or false")
     return Generator(arch)
 
 
@@ -220,11 +244,15 @@ def build_generator(arch: dict[str, Any]) -> Generator:
 class PatchDiscriminator(nn.Module):
     """70x70 PatchGAN (pix2pix/CycleGAN): one real/fake score per overlapping patch.
 
-    No normalization (LSGAN is stable enough with it off, and it keeps channels_last fast).
+    With `detail_sigma`, it judges only the detail finer than that (a high-pass of its input):
+    the colours are the colour path's business, learned by distribution matching, and a
+    discriminator that could see them would drag whole regions towards a wrong hue (measured).
+    No normalization (LSGAN is stable enough without, and it keeps channels_last fast).
     """
 
-    def __init__(self, ndf: int = 64, layers: int = 3):
+    def __init__(self, ndf: int = 64, layers: int = 3, detail_sigma: float = 0.0):
         super().__init__()
+        self.high_pass = HighPass(detail_sigma) if detail_sigma > 0 else None
         body: list[nn.Module] = [nn.Conv2d(3, ndf, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
         channels = ndf
         for i in range(1, layers + 1):
@@ -236,11 +264,14 @@ class PatchDiscriminator(nn.Module):
         self.body = nn.Sequential(*body)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.high_pass is not None:
+            return self.body(self.high_pass(x) * 2)  # detail is small and centred on 0
         return self.body(x * 2 - 1)
 
 
-def build_discriminator(ndf: int = 64, layers: int = 3) -> PatchDiscriminator:
-    return PatchDiscriminator(ndf, layers)
+def build_discriminator(ndf: int = 64, layers: int = 3, detail_sigma: float = 0.0
+                        ) -> PatchDiscriminator:
+    return PatchDiscriminator(ndf, layers, detail_sigma)
 
 
 # -- inference ------------------------------------------------------------------------------------

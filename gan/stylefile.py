@@ -17,6 +17,7 @@ import io
 import json
 import math
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -31,6 +32,7 @@ THUMBNAIL_KEY = "__thumbnail_png__"
 
 MAX_HEADER_BYTES = 4 << 20
 MAX_METADATA_FIELD = 1 << 20
+MAX_METADATA_DEPTH = 32
 MAX_TENSORS = 4096
 MAX_THUMBNAIL_BYTES = 4 << 20
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -64,8 +66,20 @@ class StyleInfo:
 
     @property
     def name(self) -> str:
+        """The style's name for display: one line of printable text, at most 200 characters
+        (style files come from strangers: no terminal escapes, no bidi overrides)."""
         name = self.meta.get("name")
-        return name if isinstance(name, str) and name else os.path.splitext(os.path.basename(self.path))[0]
+        if not isinstance(name, str) or not name.strip():
+            name = os.path.splitext(os.path.basename(self.path))[0]
+        return printable(name)
+
+
+def printable(value: Any, limit: int = 200) -> str:
+    """One line of printable text: control, format (bidi, zero-width) and separator characters
+    other than the space become '?'; longer text is cut to `limit` characters + '...'."""
+    text = value if isinstance(value, str) else str(value)
+    text = "".join(c if c.isprintable() else "?" for c in text[:limit + 1])
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -141,7 +155,12 @@ def read_style_info(path: str) -> StyleInfo:
         return StyleFileError(f"{label}: {reason}")
 
     try:
-        size = os.path.getsize(path)
+        status = os.stat(path)
+        if stat.S_ISDIR(status.st_mode):
+            raise IsADirectoryError(path)
+        if not stat.S_ISREG(status.st_mode):  # a pipe or device: open() or read() could block
+            raise fail("not a regular file")
+        size = status.st_size
         with open(path, "rb") as handle:
             prefix = handle.read(8)
             if size == 0:
@@ -222,7 +241,22 @@ def _json_field(meta_fields: dict[str, str], key: str, fail) -> dict[str, Any]:
         raise fail(f"the '{key}' metadata is not valid JSON") from None
     if not isinstance(value, dict):
         raise fail(f"the '{key}' metadata must be an object")
+    if _depth(value) > MAX_METADATA_DEPTH:  # printing or walking it could hit the recursion limit
+        raise fail(f"the '{key}' metadata is nested too deeply")
     return value
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
 
 
 def _parse_tensors(header: dict[str, Any], data_size: int, fail) -> dict[str, TensorEntry]:
@@ -234,11 +268,13 @@ def _parse_tensors(header: dict[str, Any], data_size: int, fail) -> dict[str, Te
         if not isinstance(entry, dict):
             raise fail(f"tensor {name[:40]!r} is malformed")
         dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
-        if dtype not in DTYPES:
-            raise fail(f"tensor {name[:40]!r} has an unsupported type {str(dtype)[:16]!r}")
+        if not isinstance(dtype, str) or dtype not in DTYPES:  # (a list is not even hashable)
+            shown = dtype[:16] if isinstance(dtype, str) else type(dtype).__name__
+            raise fail(f"tensor {name[:40]!r} has an unsupported type {shown!r}")
         if (not isinstance(shape, list) or len(shape) > 8
-                or not all(_natural(d) for d in shape)):
-            raise fail(f"tensor {name[:40]!r} has a bad shape")
+                or not all(_natural(d) for d in shape)
+                or math.prod(max(d, 1) for d in shape) >= 1 << 48):  # (an empty tensor too:
+            raise fail(f"tensor {name[:40]!r} has a bad shape")      # torch overflows on it)
         if (not isinstance(offsets, list) or len(offsets) != 2
                 or not all(_natural(o) for o in offsets) or offsets[0] > offsets[1]):
             raise fail(f"tensor {name[:40]!r} has bad offsets")

@@ -15,7 +15,6 @@ import collections
 import concurrent.futures
 import ctypes
 import os
-import queue
 import sys
 import threading
 from dataclasses import dataclass
@@ -39,9 +38,15 @@ EXTENSIONS = {"png": (".png", PNG_PARAMS), "jpg": (".jpg", JPEG_PARAMS)}
 
 MAX_BATCH = 8
 CPU_BATCH_PIXELS = 2_000_000   # on a CPU, batching only saves per-call overhead: small frames
-# Peak activation memory of a generator call, per pixel and per base channel, in fp32 (half in
-# bf16): draft (ngf 16) at 1080p in bf16 measured ~500 MB above the idle process.
-ACTIVATION_BYTES_PER_PIXEL_PER_NGF = 32
+# Peak memory of a whole-frame call, per pixel, in fp32 (the part that scales with the model
+# is half in bf16): (24 * ngf + 128) * element size / 4 + 32 bytes. The fixed part is the frame
+# as float input and output and the colour path. Measured peaks above the idle process at
+# 1024x1024 on CPU were 152/244/415 B/px (bf16, ngf 8/16/32) and 280/420/796 (fp32); this stays
+# ~15% above them. (The former 32 * ngf alone let an 8K frame of an ngf-8 model run whole:
+# 7.2 GB for a budget of 4 GB.)
+ACTIVATION_BYTES_PER_PIXEL_PER_NGF = 24
+FIXED_BYTES_PER_PIXEL = 128
+FRAME_BYTES_PER_PIXEL = 32
 DEFAULT_TILE = 1024
 
 
@@ -138,7 +143,8 @@ class FrameStylizer:
 
     def _pixels_that_fit(self) -> int:
         """Pixels per model call that fit in about half the memory we may use."""
-        per_pixel = ACTIVATION_BYTES_PER_PIXEL_PER_NGF * self.ngf * _element_size(self.dtype) / 4
+        per_pixel = ((ACTIVATION_BYTES_PER_PIXEL_PER_NGF * self.ngf + FIXED_BYTES_PER_PIXEL)
+                     * _element_size(self.dtype) / 4 + FRAME_BYTES_PER_PIXEL)
         return max(256 * 256, int(_memory_budget(self.device) / per_pixel))
 
     # running ------------------------------------------------------------------------------------
@@ -170,37 +176,64 @@ class FrameStylizer:
 
     @torch.inference_mode()
     def _tiled(self, image: np.ndarray, plan: Plan) -> np.ndarray:
-        """Overlapping tiles, each blended in where it has enough context, so no seams show."""
-        x = self._to_tensor([image])
-        height, width = x.shape[2:]
-        tile = plan.tile
-        overlap = 2 * self.margin
-        ys = _tile_starts(_round_up(height, self.multiple), tile, overlap)
-        xs = _tile_starts(_round_up(width, self.multiple), tile, overlap)
-        padded = _pad_to_multiple(x, self.multiple)
-        acc = torch.zeros((3,) + padded.shape[2:], dtype=torch.float32, device=self.device)
-        weight = torch.zeros((1,) + padded.shape[2:], dtype=torch.float32, device=self.device)
-        th, tw = min(tile, padded.shape[2]), min(tile, padded.shape[3])
-        ramp_y = [_ramp(th, y0 > 0, y0 + th < padded.shape[2], overlap, self.device) for y0 in ys]
-        ramp_x = [_ramp(tw, x0 > 0, x0 + tw < padded.shape[3], overlap, self.device) for x0 in xs]
-        spots = [(iy, ix) for iy in range(len(ys)) for ix in range(len(xs))]
-        for i in range(0, len(spots), plan.batch):
-            chunk = spots[i:i + plan.batch]
-            batch = torch.cat([padded[:, :, ys[iy]:ys[iy] + th, xs[ix]:xs[ix] + tw]
-                               for iy, ix in chunk])
-            styled = self._generate(batch)
-            for (iy, ix), out in zip(chunk, styled):
-                w = ramp_y[iy][:, None] * ramp_x[ix][None, :]
-                acc[:, ys[iy]:ys[iy] + th, xs[ix]:xs[ix] + tw] += out * w
-                weight[:, ys[iy]:ys[iy] + th, xs[ix]:xs[ix] + tw] += w
-        styled = (acc / weight)[None, :, :height, :width]
-        return self._to_images(self._mix(x, styled))[0]
+        """Overlapping tiles, each blended in where it has enough context, so no seams show.
+
+        The frame is done one row of tiles at a time: besides the uint8 frame and its output,
+        memory holds one band of tile rows in float32, never the whole frame (an 8K frame as
+        float32 is 400 MB per copy). Rows are finished as soon as no later tile touches them.
+        """
+        height, width = image.shape[:2]
+        tile, overlap = plan.tile, 2 * self.margin
+        padded_h, padded_w = _round_up(height, self.multiple), _round_up(width, self.multiple)
+        ys = _tile_starts(padded_h, tile, overlap)
+        xs = _tile_starts(padded_w, tile, overlap)
+        th, tw = min(tile, padded_h), min(tile, padded_w)
+        ramp_y = [_ramp(th, y0 > 0, y0 + th < padded_h, overlap, self.device) for y0 in ys]
+        ramp_x = [_ramp(tw, x0 > 0, x0 + tw < padded_w, overlap, self.device) for x0 in xs]
+        out = np.empty_like(image)
+        acc = weight = None
+        top = 0  # frame row of the band's first row
+        for iy, y0 in enumerate(ys):
+            new_acc = torch.zeros((3, th, padded_w), dtype=torch.float32, device=self.device)
+            new_weight = torch.zeros((1, th, padded_w), dtype=torch.float32, device=self.device)
+            if acc is not None:  # rows the previous tile row already contributed to
+                keep = top + th - y0
+                new_acc[:, :keep] = acc[:, y0 - top:]
+                new_weight[:, :keep] = weight[:, y0 - top:]
+            acc, weight, top = new_acc, new_weight, y0
+            for i in range(0, len(xs), plan.batch):
+                columns = range(i, min(len(xs), i + plan.batch))
+                batch = torch.cat([self._tile_input(image, y0, xs[ix], th, tw) for ix in columns])
+                styled = self._generate(batch)
+                for ix, styled_tile in zip(columns, styled):
+                    x0 = xs[ix]
+                    w = ramp_y[iy][:, None] * ramp_x[ix][None, :]
+                    acc[:, :, x0:x0 + tw] += styled_tile * w
+                    weight[:, :, x0:x0 + tw] += w
+            done = min(ys[iy + 1] if iy + 1 < len(ys) else padded_h, height)
+            for r0 in range(y0, done, 256):  # finished rows, in slices: small temporaries
+                r1 = min(done, r0 + 256)
+                styled_rows = (acc[:, r0 - top:r1 - top, :width]
+                               / weight[:, r0 - top:r1 - top, :width])[None]
+                out[r0:r1] = self._to_images(self._mix(self._to_tensor([image[r0:r1]]),
+                                                       styled_rows))[0]
+        return out
+
+    def _tile_input(self, image: np.ndarray, y0: int, x0: int, th: int, tw: int) -> torch.Tensor:
+        """One tile as a float NCHW tensor; a tile reaching past the frame (whose sides are
+        not multiples of the stride) is padded by repeating the edge, as the whole frame is."""
+        part = image[y0:y0 + th, x0:x0 + tw]
+        x = self._to_tensor([part])
+        pad_h, pad_w = th - part.shape[0], tw - part.shape[1]
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        return x
 
     def _to_tensor(self, images: list[np.ndarray]) -> torch.Tensor:
         """uint8 NHWC -> float32 NCHW in [0, 1] on the device, channels_last (the permuted
         view of NHWC memory already is)."""
         array = images[0][None] if len(images) == 1 else np.stack(images)
-        x = torch.from_numpy(array).to(self.device).permute(0, 3, 1, 2)
+        x = torch.from_numpy(np.ascontiguousarray(array)).to(self.device).permute(0, 3, 1, 2)
         return x.float().mul_(1.0 / 255.0)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -314,43 +347,100 @@ def _available_ram() -> int:
 
 _END = object()
 
+# Decoded frames waiting for the model, and finished frames waiting for their encoder, are
+# bounded in bytes as well as in number: a sequence that mixes sizes (a batch planned for small
+# frames, then 8K ones) must not hold dozens of huge frames.
+MAX_QUEUED_BYTES = 512 << 20
+MAX_WRITING_BYTES = 768 << 20
+
 
 class _Failure:
     def __init__(self, exc: BaseException):
         self.exc = exc
 
 
-def _put(q: queue.Queue, item: object, stop: threading.Event) -> bool:
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=0.1)
+class _FrameQueue:
+    """A queue bounded by item count and bytes (one item always fits, however large)."""
+
+    def __init__(self, max_items: int, max_bytes: int = MAX_QUEUED_BYTES):
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self._items: collections.deque[tuple[object, int]] = collections.deque()
+        self._bytes = 0
+        self._changed = threading.Condition()
+
+    def put(self, item: object, stop: threading.Event) -> bool:
+        size = item.nbytes if isinstance(item, np.ndarray) else 0
+        with self._changed:
+            while self._items and (len(self._items) >= self.max_items
+                                   or self._bytes + size > self.max_bytes):
+                if stop.is_set():
+                    return False
+                self._changed.wait(0.1)
+            if stop.is_set():
+                return False
+            self._items.append((item, size))
+            self._bytes += size
+            self._changed.notify_all()
             return True
-        except queue.Full:
-            continue
-    return False
+
+    def get(self) -> object:
+        with self._changed:
+            while not self._items:
+                self._changed.wait()
+            item, size = self._items.popleft()
+            self._bytes -= size
+            self._changed.notify_all()
+            return item
 
 
-def _decode(source: frames_mod.FrameSource, q: queue.Queue, stop: threading.Event) -> None:
+def _decode(source: frames_mod.FrameSource, q: _FrameQueue, stop: threading.Event) -> None:
     try:
         for _, rgb in source:
-            if not _put(q, rgb, stop):
+            if not q.put(rgb, stop):
                 return
-        _put(q, _END, stop)
+        q.put(_END, stop)
     except BaseException as exc:  # handed to the main thread, raised there in frame order
-        _put(q, _Failure(exc), stop)
+        q.put(_Failure(exc), stop)
 
 
-def _next_batch(q: queue.Queue, size: int) -> tuple[list[np.ndarray], bool]:
-    """Up to `size` frames; the flag says the source is exhausted."""
-    batch: list[np.ndarray] = []
-    while len(batch) < size:
-        item = q.get()
+class _Batches:
+    """Frames from the decoder in batches of one size (the model's plan for that size)."""
+
+    def __init__(self, q: _FrameQueue, batch_for):
+        self.q = q
+        self.batch_for = batch_for
+        self._carry: object = None  # a frame of another size, or a failure, for next time
+        self.finished = False
+
+    def _take(self) -> object:
+        if self._carry is not None:
+            item, self._carry = self._carry, None
+            return item
+        item = self.q.get()
         if item is _END:
-            return batch, True
-        if isinstance(item, _Failure):
-            raise item.exc
-        batch.append(item)
-    return batch, False
+            self.finished = True
+            return None
+        return item
+
+    def next(self) -> list[np.ndarray]:
+        """The next batch ([] at the end). A frame of another size starts the next batch; an
+        unreadable frame ends the batch, and is raised once the frames before it are done."""
+        first = None if self.finished else self._take()
+        if first is None:
+            return []
+        if isinstance(first, _Failure):
+            raise first.exc
+        batch, size = [first], self.batch_for(first)
+        while len(batch) < size and not self.finished:
+            item = self._take()
+            if item is None:
+                break
+            if isinstance(item, _Failure) or item.shape != first.shape:
+                self._carry = item
+                break
+            batch.append(item)
+        return batch
 
 
 def _write_frame(rgb: np.ndarray, path: str, ext: str, params: list[int]) -> str:
@@ -358,11 +448,13 @@ def _write_frame(rgb: np.ndarray, path: str, ext: str, params: list[int]) -> str
     if not ok:
         raise UserError(f"could not encode {path}")
     try:
-        # Temp file + no-replace rename: a file under the final name is always complete.
+        # Unnamed temp file + no-replace link: a file under the final name is always complete.
         atomic_write(path, lambda handle: handle.write(data), overwrite=False)
     except FileExistsError:
         raise UserError(f"{path} appeared while stylizing (another job writing to the same "
                         "folder?); it was not replaced") from None
+    except OSError as exc:  # disk full, file size limit, folder removed or read-only
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
 
 
@@ -373,14 +465,25 @@ def _encoder_threads() -> int:
 
 
 def stylize(job: StylizeJob, reporter: Reporter, cancel: CancelToken) -> list[str]:
-    """Stylize job.input's frames into job.output; returns the written files, in order."""
+    """Stylize job.input's frames into job.output; returns the written files, in order.
+
+    Frames of different sizes in one sequence are each stylized at their own size, as a video
+    editor shows them (each image of a strip is fitted to the canvas on its own); the output
+    keeps every frame's size.
+    """
     from .stylefile import read_style_info
     read_style_info(job.model)  # a broken style file fails at once, whatever the mix
     with frames_mod.open_frames(job.input.path, job.input.frames) as source:
+        if not source.indices:
+            raise UserError(f"nothing to stylize: no frames of {source.path} were asked for")
         paths = output_paths(job, source.indices)
         _check_outputs(job, paths, source.indices)
         model = FrameStylizer.from_job(job) if job.mix > 0 else None  # mix 0: original pixels
-        os.makedirs(job.output, exist_ok=True)
+        try:
+            os.makedirs(job.output, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create the output folder {job.output}: "
+                            f"{exc.strerror or exc}") from None
         reporter.emit("start", kind="stylize", total=len(paths),
                       device=str(model.device) if model else "none",
                       dtype=str(model.dtype).replace("torch.", "") if model else "none")
@@ -394,33 +497,43 @@ def _run_pipeline(source: frames_mod.FrameSource, model: FrameStylizer | None, p
     width, height = source.size
     batch = model.plan(height, width).batch if model else 1
     workers = _encoder_threads()
-    frames_q: queue.Queue = queue.Queue(maxsize=max(2, 2 * batch))
+    frames_q = _FrameQueue(max_items=max(2, 2 * batch))
     stop = threading.Event()
     decoder = threading.Thread(target=_decode, args=(source, frames_q, stop),
                                name="gan-decode", daemon=True)
+    batches = _Batches(frames_q, (lambda image: model.plan(*image.shape[:2]).batch)
+                       if model else (lambda image: 1))
     encoders = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="gan-encode")
-    pending: collections.deque[concurrent.futures.Future] = collections.deque()
+    pending: collections.deque[tuple[concurrent.futures.Future, int]] = collections.deque()
     written: list[str] = []
     meter = ProgressMeter(len(paths))
+    writing_bytes = 0
 
     def collect(block_until: int) -> None:
-        """Take finished writes in order; wait while more than `block_until` are in flight."""
-        while pending and (pending[0].done() or len(pending) > block_until):
-            written.append(pending.popleft().result())
+        """Take finished writes in order; wait while more than `block_until` frames (or too
+        many bytes) are in flight."""
+        nonlocal writing_bytes
+        while pending and (pending[0][0].done() or len(pending) > block_until
+                           or writing_bytes > MAX_WRITING_BYTES):
+            future, size = pending.popleft()
+            writing_bytes -= size
+            written.append(future.result())
 
     decoder.start()
     try:
-        position, finished = 0, False
-        while not finished:
+        position = 0
+        while True:
             if cancel.requested:
                 raise CancelledError(f"cancelled after {len(written) + len(pending)} of "
                                      f"{len(paths)} frames")
-            images, finished = _next_batch(frames_q, batch)
+            images = batches.next()
             if not images:
                 break
             for image in (model(images) if model else images):
                 collect(block_until=2 * workers + batch)
-                pending.append(encoders.submit(_write_frame, image, paths[position], ext, params))
+                pending.append((encoders.submit(_write_frame, image, paths[position], ext,
+                                                params), image.nbytes))
+                writing_bytes += image.nbytes
                 position += 1
             collect(block_until=2 * workers + batch)
             if meter.due():
@@ -431,6 +544,6 @@ def _run_pipeline(source: frames_mod.FrameSource, model: FrameStylizer | None, p
     finally:
         stop.set()
         # Finish the writes in flight (a frame is either complete or absent), then stop.
-        concurrent.futures.wait(pending)
+        concurrent.futures.wait([future for future, _ in pending])
         encoders.shutdown(wait=True)
         decoder.join()

@@ -21,16 +21,50 @@ from .protocol import CancelToken, JsonLinesReporter, UserError, job_from_dict
 MAX_JOB_BYTES = 16 << 20
 
 
+class _WorkerReporter(JsonLinesReporter):
+    """Events to the parent; when the parent is gone (stdout a broken pipe), the job is asked
+    to stop - it saves what it finished - and later events are dropped instead of failing."""
+
+    def __init__(self, stream, cancel: CancelToken):
+        super().__init__(stream)
+        self.cancel = cancel
+        self.broken = False
+
+    def emit(self, event: str, **fields) -> None:
+        if self.broken:
+            return
+        try:
+            super().emit(event, **fields)
+        except (OSError, ValueError):  # EPIPE, or the stream closed
+            self.broken = True
+            self.cancel.request()
+
+
 def run_worker(job_arg: str) -> int:
     events = _take_stdout_for_events()
-    reporter = JsonLinesReporter(events)
     cancel = CancelToken()
+    reporter = _WorkerReporter(events, cancel)
+    try:
+        return _run(job_arg, reporter, cancel)
+    finally:
+        if reporter.broken:  # nobody reads: do not let the final flush print a traceback
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), events.fileno())
+            except OSError:
+                pass
+
+
+def _run(job_arg: str, reporter: JsonLinesReporter, cancel: CancelToken) -> int:
     try:
         job = job_from_dict(_read_job(job_arg))
     except UserError as exc:
         reporter.emit("error", message=str(exc))
         return EXIT_FAILED
     signal.signal(signal.SIGTERM, lambda *_: cancel.request())
+    try:  # stray bytes on stdin must not kill the stdin watcher
+        sys.stdin.reconfigure(errors="replace")
+    except (AttributeError, OSError, ValueError):  # no stdin, or not a text stream
+        pass
     threading.Thread(target=_watch_stdin, args=(cancel,), daemon=True).start()
     return run_job(job, reporter, cancel)
 
@@ -63,9 +97,29 @@ def _read_job(job_arg: str) -> object:
         raise UserError("job description is not valid JSON") from None
 
 
+MAX_COMMAND_CHARS = 256
+
+
 def _watch_stdin(cancel: CancelToken) -> None:
-    for line in sys.stdin:
-        if line.strip().lower() in ("cancel", '{"cmd": "cancel"}', '{"cmd":"cancel"}'):
-            cancel.request()
-            return
-    cancel.request()  # stdin closed: whoever started us is gone
+    """Cancel on a "cancel" line, and when stdin ends. Lines are read in bounded pieces: a
+    parent that writes without line breaks must not make this thread's memory grow."""
+    stream = sys.stdin
+    if stream is None:  # started without stdin: nobody can ask us to stop this way
+        return
+    inside_long_line = False
+    try:
+        while True:
+            piece = stream.readline(MAX_COMMAND_CHARS)
+            if not piece:
+                break
+            complete = piece.endswith("\n")
+            if complete and not inside_long_line and _is_cancel(piece):
+                break
+            inside_long_line = not complete
+    except (OSError, ValueError):  # stdin broken or closed under us: treat as closed
+        pass
+    cancel.request()  # a cancel line, or stdin closed: whoever started us is gone
+
+
+def _is_cancel(line: str) -> bool:
+    return line.strip().lower() in ("cancel", '{"cmd": "cancel"}', '{"cmd":"cancel"}')
