@@ -1,7 +1,8 @@
 """Known-style quality benchmark (docs: /work/shared/DESIGN.md, "Measuring quality").
 
-    .venv/bin/python benchmarks/quality.py                  # 3 filters x 5 minutes of training
+    .venv/bin/python benchmarks/quality.py                  # 3 filters x 3 ways x 5 minutes
     .venv/bin/python benchmarks/quality.py --minutes 0.2    # a quick smoke run
+    .venv/bin/python benchmarks/quality.py --ways keyframes --filters grade,stylization
 
 For each filter f: style clip = f(C), footage = A, where C and A are two disjoint stretches of
 the same real clip (vtest.avi from Debian's opencv-doc: C = frames 0-399, A = frames 400-794,
@@ -12,6 +13,12 @@ error relative to f(A)'s own. Baselines: identity and a Reinhard Lab mean/std co
 the style clip's statistics. "colour path" is the trained model's per-pixel colour path alone (what
 the texture path adds is the difference). Without the sample clips (benchmarks/fetch_samples.sh),
 synthetic clips stand in.
+
+Each filter is learned in up to three ways (--ways), each with the same time budget:
+  unpaired     from the style clip f(C), with the temporal term (the product's default)
+  no-temporal  the same without the temporal term: what the term costs and buys
+  keyframes    from 3 painted keyframes only: f(A) at frames KEYFRAMES of A (few-shot, paired)
+The warp column is the temporal warping error of the output divided by f(A)'s own.
 """
 
 from __future__ import annotations
@@ -35,7 +42,8 @@ from gan import models  # noqa: E402
 from gan.colour import LabStats, reinhard_transfer  # noqa: E402
 from gan.frames import open_frames  # noqa: E402
 from gan.metrics import gap_closure, psnr, ssim, warping_error  # noqa: E402
-from gan.protocol import CancelToken, Reporter, SourceSpec, TrainJob  # noqa: E402
+from gan.protocol import (DEFAULT_TEMPORAL_WEIGHT, CancelToken, KeyframeSpec, Reporter,  # noqa: E402
+                          SourceSpec, TrainJob)
 from gan.train import train  # noqa: E402
 
 SAMPLE_DIRS = [os.path.join(ROOT, ".cache", "samples"),
@@ -43,6 +51,8 @@ SAMPLE_DIRS = [os.path.join(ROOT, ".cache", "samples"),
 STYLE_FRAMES = range(0, 400, 4)      # C (every 4th frame: 100 style frames)
 CONTENT_FRAMES = range(400, 770)     # A, trained on
 HELD_OUT_FRAMES = range(780, 795)    # A, never seen in training; consecutive for warping error
+KEYFRAMES = (450, 600, 750)          # A, painted (= f(A)) for the keyframes way
+WAYS = ("unpaired", "no-temporal", "keyframes")
 
 
 # -- the filters (the "known styles") -------------------------------------------------------------
@@ -175,44 +185,74 @@ def scores(outputs, targets, inputs) -> dict[str, float]:
             "warp": warping_error(outputs, inputs)}
 
 
+def keyframe_specs(clip: str, function, folder: str) -> list[KeyframeSpec]:
+    """f(A) at KEYFRAMES, as PNG files: what an artist would have painted."""
+    os.makedirs(folder, exist_ok=True)
+    specs = []
+    for index, frame in zip(KEYFRAMES, read_frames(clip, KEYFRAMES)):
+        path = os.path.join(folder, f"painted_{index:06d}.png")
+        if not os.path.exists(path):
+            cv2.imwrite(path, cv2.cvtColor(function(frame), cv2.COLOR_RGB2BGR))
+        specs.append(KeyframeSpec(clip, index, path))
+    return specs
+
+
+METHOD_NAMES = {"unpaired": "ours (draft)", "no-temporal": "ours, no temporal term",
+                "keyframes": "ours from 3 keyframes"}
+
+
+def train_way(way: str, name: str, clip: str, style_paths: list[str], work: str, args):
+    """Train the draft preset one way; returns (style file, steps, seconds)."""
+    content = [SourceSpec(clip, list(CONTENT_FRAMES))]
+    if way == "keyframes":
+        style = []
+        keyframes = keyframe_specs(clip, FILTERS[name], os.path.join(work, f"keyframes-{name}"))
+    else:
+        style, keyframes = [SourceSpec(style_paths)], []
+    out = os.path.join(work, f"{name}-{way}-{int(time.time())}.ganstyle")
+    job = TrainJob(style=style, content=content, keyframes=keyframes, out=out, preset="draft",
+                   minutes=args.minutes, steps=args.steps, device=args.device, seed=args.seed,
+                   temporal_weight=0.0 if way == "no-temporal" else DEFAULT_TEMPORAL_WEIGHT,
+                   checkpoint_every_s=1e9, preview_every_s=1e9)
+    reporter = Quiet(f"{name}/{way}")
+    began = time.monotonic()
+    train(job, reporter, CancelToken())
+    return out, reporter.last.get("done", 0), time.monotonic() - began
+
+
 def benchmark_filter(name: str, clip: str, work: str, args) -> list[dict]:
     function = FILTERS[name]
     style_paths = write_style_clip(clip, function, os.path.join(work, f"style-{name}"))
     held_out = read_frames(clip, HELD_OUT_FRAMES)
     targets = [function(frame) for frame in held_out]
     target_warp = warping_error(targets, held_out)
-
-    out = os.path.join(work, f"{name}-{int(time.time())}.ganstyle")
-    job = TrainJob(style=[SourceSpec(style_paths)], content=[SourceSpec(clip, list(CONTENT_FRAMES))],
-                   out=out, preset="draft", minutes=args.minutes, steps=args.steps,
-                   device=args.device, seed=args.seed, checkpoint_every_s=1e9, preview_every_s=1e9)
-    reporter = Quiet(name)
-    began = time.monotonic()
-    train(job, reporter, CancelToken())
-    train_s = time.monotonic() - began
     device = device_mod.pick_device(args.device)
     dtype = device_mod.pick_dtype(device)
-    gen, _ = models.load_generator(out, device, dtype)
 
     style_stats = LabStats.of(read_frames(style_paths, range(len(style_paths))))
     footage_stats = LabStats.of(read_frames(clip, CONTENT_FRAMES[::10]))
     candidates = {
-        "identity": held_out,
-        "colour transfer (Reinhard)": [reinhard_transfer(f, footage_stats, style_stats) for f in held_out],
-        "ours: colour path only": run_generator(ColourPathOnly(gen), held_out, device, dtype),
-        "ours (draft)": run_generator(gen, held_out, device, dtype),
+        "identity": (held_out, {}),
+        "colour transfer (Reinhard)": (
+            [reinhard_transfer(f, footage_stats, style_stats) for f in held_out], {}),
     }
-    steps = reporter.last.get("done", 0)
+    for way in args.ways:
+        out, steps, train_s = train_way(way, name, clip, style_paths, work, args)
+        gen, _ = models.load_generator(out, device, dtype)
+        training = {"steps": steps, "train_s": train_s}
+        if way == "unpaired":
+            candidates["ours: colour path only"] = (
+                run_generator(ColourPathOnly(gen), held_out, device, dtype), {})
+        outputs = run_generator(gen, held_out, device, dtype)
+        candidates[METHOD_NAMES[way]] = (outputs, training)
+        if args.save_images:
+            sample = np.hstack([held_out[-1], outputs[-1], targets[-1]])
+            cv2.imwrite(os.path.join(work, f"{name}-{way}.png"),
+                        cv2.cvtColor(sample, cv2.COLOR_RGB2BGR))
     rows = []
-    for method, outputs in candidates.items():
-        row = {"filter": name, "method": method, **scores(outputs, targets, held_out)}
+    for method, (outputs, training) in candidates.items():
+        row = {"filter": name, "method": method, **scores(outputs, targets, held_out), **training}
         row["warp"] /= target_warp
-        if method == "ours (draft)":
-            row["steps"] = steps
-            row["train_s"] = train_s
-            if args.save_images:
-                sample = np.hstack([held_out[-1], outputs[-1], targets[-1]])
-                cv2.imwrite(os.path.join(work, f"{name}.png"), cv2.cvtColor(sample, cv2.COLOR_RGB2BGR))
         rows.append(row)
     return rows
 
@@ -231,12 +271,17 @@ def print_table(rows: list[dict], args, clip: str) -> None:
     print()
     by = {(r["filter"], r["method"]): r for r in rows}
     for name in args.filters:
-        ours, transfer = by[(name, "ours (draft)")]["gc"], by[(name, "colour transfer (Reinhard)")]["gc"]
-        verdict = "beats" if ours > transfer else "does NOT beat"
-        print(f"{name}: ours GC {ours:.3f} {verdict} colour transfer {transfer:.3f}")
-    if "grade" in args.filters:
-        grade = by[("grade", "ours (draft)")]["gc"]
-        print(f"grade: GC {grade:.3f} {'>=' if grade >= 0.5 else '<'} 0.5")
+        transfer = by[(name, "colour transfer (Reinhard)")]["gc"]
+        for way in args.ways:
+            ours = by[(name, METHOD_NAMES[way])]
+            verdict = "beats" if ours["gc"] > transfer else "does NOT beat"
+            print(f"{name}, {way}: GC {ours['gc']:.3f} {verdict} colour transfer {transfer:.3f}; "
+                  f"warp ratio {ours['warp']:.2f}")
+        if {"unpaired", "no-temporal"} <= set(args.ways):
+            with_term, without = by[(name, METHOD_NAMES["unpaired"])], by[(name, METHOD_NAMES["no-temporal"])]
+            print(f"{name}: the temporal term changes the warp ratio {without['warp']:.2f} -> "
+                  f"{with_term['warp']:.2f} ({with_term['warp'] / without['warp'] - 1:+.0%}) and "
+                  f"GC by {with_term['gc'] - without['gc']:+.3f}")
 
 
 def main(argv=None) -> None:
@@ -246,6 +291,9 @@ def main(argv=None) -> None:
     budget.add_argument("--steps", type=int, help="train a fixed number of steps instead")
     parser.add_argument("--filters", default="grade,stylization,posterize",
                         help=f"comma list from {', '.join(FILTERS)}")
+    parser.add_argument("--ways", default=",".join(WAYS),
+                        help=f"how the style is learned, comma list from {', '.join(WAYS)}")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--samples", help="folder with vtest.avi (default: .cache/samples)")
     parser.add_argument("--work", help="folder for style clips and models (default: a temp folder)")
     parser.add_argument("--device", default="auto")
@@ -259,6 +307,11 @@ def main(argv=None) -> None:
     unknown = set(args.filters) - set(FILTERS)
     if unknown:
         parser.error(f"unknown filter(s): {', '.join(sorted(unknown))}")
+    args.ways = [w.strip() for w in args.ways.split(",") if w.strip()]
+    if set(args.ways) - set(WAYS):
+        parser.error(f"unknown way(s): {', '.join(sorted(set(args.ways) - set(WAYS)))}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory(prefix="gan-quality-") as tmp:
         work = args.work or tmp

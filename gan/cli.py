@@ -13,8 +13,9 @@ import sys
 from typing import Sequence
 
 from . import __version__
-from .protocol import (CancelToken, CancelledError, HumanReporter, JsonLinesReporter, Reporter,
-                       SourceSpec, StylizeJob, TrainJob, UserError, PRESETS, DEVICES, FORMATS)
+from .protocol import (CancelToken, CancelledError, HumanReporter, JsonLinesReporter,
+                       KeyframeSpec, Reporter, SourceSpec, StylizeJob, TrainJob, UserError,
+                       DEFAULT_TEMPORAL_WEIGHT, DEVICES, FORMATS, PRESETS)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 3
 
@@ -34,11 +35,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser(
         "train", help="learn a style from style sources and footage",
-        description="Learn a style (unpaired, CUT-style) from style sources and content footage.")
-    train.add_argument("--style", action="append", required=True, metavar="PATH",
+        description="Learn a style from style sources (unpaired, CUT-style) and/or painted "
+                    "keyframes (paired), and the footage it will be applied to.")
+    train.add_argument("--style", action="append", default=[], metavar="PATH",
                        help="style source: video, image folder or still image (repeatable)")
-    train.add_argument("--content", action="append", required=True, metavar="PATH",
-                       help="footage the style will be applied to (repeatable)")
+    train.add_argument("--content", action="append", default=[], metavar="PATH",
+                       help="footage the style will be applied to (repeatable; default with "
+                            "--keyframe: the keyframes' footage)")
+    train.add_argument("--keyframe", action="append", nargs=3, default=[],
+                       metavar=("FOOTAGE", "FRAME", "PAINTED"),
+                       help="a painted keyframe: PAINTED is frame FRAME (0-based) of FOOTAGE, "
+                            "painted in the style (repeatable)")
+    train.add_argument("--temporal", type=float, default=DEFAULT_TEMPORAL_WEIGHT, metavar="W",
+                       help="weight of the temporal-stability term (flow-warped previous "
+                            f"frame; default {DEFAULT_TEMPORAL_WEIGHT:g}, 0 = off)")
     train.add_argument("--out", required=True, metavar="STYLE_FILE",
                        help="style file to write (.ganstyle); never overwritten")
     train.add_argument("--preset", choices=PRESETS, default="draft",
@@ -75,7 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument("--batch", type=int, help="frames per batch (default: by frame size)")
     stylize.add_argument("--tile", type=int, metavar="PX",
                          help="process frames in overlapping tiles of this size")
+    stylize.add_argument("--stabilize", type=float, default=0.0, metavar="S",
+                         help="0-1: blend in the previous output moved by the optical flow "
+                              "against flicker (default 0 = off)")
     _add_common(stylize)
+
+    frame = commands.add_parser(
+        "frame", help="write one source frame to a PNG (to paint a keyframe over)",
+        description="Write frame FRAME of a video, image folder or image to a PNG file, exactly "
+                    "as training and stylizing read it (same decoder, same pixels).")
+    frame.add_argument("--input", required=True, metavar="PATH", help="video, image folder or image")
+    frame.add_argument("--frame", required=True, type=int, metavar="N", help="source frame (0-based)")
+    frame.add_argument("--out", required=True, metavar="PNG", help="file to write; never overwritten")
 
     info = commands.add_parser("info", help="show a style file's metadata",
                                description="Show a style file's metadata (no weights are run).")
@@ -98,9 +119,16 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "train" and not (args.style or args.keyframe):
+        parser.error("give a style source (--style) or painted keyframes (--keyframe)")
+    if args.command == "train" and not (args.content or args.keyframe):
+        parser.error("give the footage (--content)")
     if args.command == "info":
         return _info(args)
+    if args.command == "frame":
+        return _export_frame(args)
     if args.command == "worker":
         from .worker import run_worker
         return run_worker(args.job)
@@ -126,7 +154,9 @@ def _job_from_args(args: argparse.Namespace) -> TrainJob | StylizeJob:
             out=args.out, preset=args.preset,
             minutes=args.minutes if args.minutes is not None or args.steps else 5.0,
             steps=args.steps, resume=args.resume, device=args.device, seed=args.seed,
-            name=args.name, work_dir=args.work_dir, crop=args.crop, batch=args.batch)
+            name=args.name, work_dir=args.work_dir, crop=args.crop, batch=args.batch,
+            keyframes=[_keyframe(*values) for values in args.keyframe],
+            temporal_weight=args.temporal)
     else:
         frames = None
         if args.frames is not None:
@@ -134,8 +164,16 @@ def _job_from_args(args: argparse.Namespace) -> TrainJob | StylizeJob:
             frames = parse_frame_range(args.frames)
         job = StylizeJob(model=args.model, input=SourceSpec(args.input, frames), output=args.output,
                          mix=args.mix, device=args.device, format=args.format,
-                         first_number=args.first_number, batch=args.batch, tile=args.tile)
+                         first_number=args.first_number, batch=args.batch, tile=args.tile,
+                         stabilize=args.stabilize)
     return job_from_dict(job_to_dict(job))  # one validation path for CLI and worker
+
+
+def _keyframe(footage: str, frame: str, painted: str) -> KeyframeSpec:
+    if not frame.isdigit():
+        raise UserError(f"--keyframe {footage} {frame} {painted}: FRAME must be a frame number "
+                        "(0-based)")
+    return KeyframeSpec(footage, int(frame), painted)
 
 
 def run_job(job: TrainJob | StylizeJob, reporter: Reporter, cancel: CancelToken) -> int:
@@ -182,6 +220,34 @@ def _one_line(text: str) -> str:
     if any(c in text for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"):
         text = " ".join(text.split())
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "..."
+
+
+def _export_frame(args: argparse.Namespace) -> int:
+    """One frame to a PNG, atomically and without replacing anything; prints the path."""
+    from .frames import open_frames
+    from .fileio import atomic_write
+    import cv2
+    try:
+        if args.frame < 0:
+            raise UserError("--frame must be >= 0")
+        if not args.out.lower().endswith(".png"):
+            raise UserError(f"{args.out}: the frame is written as PNG, name it .png")
+        with open_frames(args.input, [args.frame]) as source:
+            rgb = source.read(args.frame)
+        ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise UserError(f"could not encode frame {args.frame} as PNG")
+        try:
+            atomic_write(args.out, lambda handle: handle.write(data.tobytes()), overwrite=False)
+        except FileExistsError:
+            raise UserError(f"{args.out} already exists (nothing is overwritten)") from None
+        except OSError as exc:
+            raise UserError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    except UserError as exc:
+        sys.stderr.write(f"error: {_one_line(str(exc))}\n")
+        return EXIT_FAILED
+    print(os.path.abspath(args.out))
+    return EXIT_OK
 
 
 def _info(args: argparse.Namespace) -> int:

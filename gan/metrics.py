@@ -11,6 +11,8 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
+from .flow import occlusion_mask, optical_flow, warp
+
 
 def _unit(image: np.ndarray) -> np.ndarray:
     """float64 in [0, 1], so that uint8 and float inputs give the same figures."""
@@ -71,37 +73,6 @@ def _ssim_map(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 # -- temporal stability -------------------------------------------------------------------------
 
-def optical_flow(frame0: np.ndarray, frame1: np.ndarray, preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
-                 ) -> np.ndarray:
-    """Dense flow from frame0 to frame1 (DIS on grey levels): (H, W, 2) float32 in pixels."""
-    dis = cv2.DISOpticalFlow_create(preset)
-    grey0 = cv2.cvtColor(_uint8(frame0), cv2.COLOR_RGB2GRAY)
-    grey1 = cv2.cvtColor(_uint8(frame1), cv2.COLOR_RGB2GRAY)
-    return dis.calc(grey0, grey1, None)
-
-
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Sample `image` at p + flow(p): brings the next frame back onto the current one."""
-    h, w = flow.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(image, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
-
-
-def occlusion_mask(flow_fw: np.ndarray, flow_bw: np.ndarray) -> np.ndarray:
-    """1 where the forward/backward flows agree (Sundaram et al. 2010), 0 where occluded or
-    leaving the frame."""
-    bw_at_target = warp(flow_bw, flow_fw)
-    round_trip = flow_fw + bw_at_target
-    tolerance = 0.01 * ((flow_fw ** 2).sum(-1) + (bw_at_target ** 2).sum(-1)) + 0.5
-    valid = (round_trip ** 2).sum(-1) < tolerance
-    h, w = flow_fw.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(w), np.arange(h))
-    target_x, target_y = grid_x + flow_fw[..., 0], grid_y + flow_fw[..., 1]
-    inside = (target_x >= 0) & (target_x <= w - 1) & (target_y >= 0) & (target_y <= h - 1)
-    return (valid & inside).astype(np.float64)
-
-
 def warping_error(outputs: Iterable[np.ndarray], inputs: Sequence[np.ndarray] | Iterable[np.ndarray]
                   ) -> float:
     """Temporal warping error (Lai et al. 2018) of a stylized sequence.
@@ -120,7 +91,7 @@ def warping_error(outputs: Iterable[np.ndarray], inputs: Sequence[np.ndarray] | 
             mask = occlusion_mask(flow_fw, flow_bw)
             warped = warp(out.astype(np.float32), flow_fw)
             squared = ((prev_out - warped) ** 2).mean(-1)
-            errors.append(float((mask * squared).sum() / max(mask.sum(), 1.0)))
+            errors.append(float((mask * squared).sum() / max(float(mask.sum()), 1.0)))
         prev_out, prev_in = out, inp
     if not errors:
         raise ValueError("warping_error needs at least two frames")

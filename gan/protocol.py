@@ -45,9 +45,23 @@ class SourceSpec:
 
 
 @dataclass
+class KeyframeSpec:
+    """A painted keyframe: `painted` (an image file) shows frame `frame` of `footage` in the
+    style. Pairs train the generator directly (few-shot, EbSynth-like)."""
+    footage: str | list[str]
+    frame: int
+    painted: str
+
+
+# Weight of the temporal term in training, and what the operators offer by default: it costs
+# about a quarter more time per step (benchmarks/quality.py measures what it buys).
+DEFAULT_TEMPORAL_WEIGHT = 10.0
+
+
+@dataclass
 class TrainJob:
-    style: list[SourceSpec]
-    content: list[SourceSpec]
+    style: list[SourceSpec]   # unpaired style sources (may be empty when keyframes are given)
+    content: list[SourceSpec]  # footage (may be empty: then the keyframes' footage is used)
     out: str
     preset: str = "draft"
     minutes: float | None = None
@@ -61,6 +75,8 @@ class TrainJob:
     preview_every_s: float = 30.0
     crop: int | None = None
     batch: int | None = None
+    keyframes: list[KeyframeSpec] = field(default_factory=list)
+    temporal_weight: float = DEFAULT_TEMPORAL_WEIGHT  # 0: no temporal term
 
     kind = "train"
 
@@ -80,6 +96,7 @@ class StylizeJob:
     first_number: int | None = None  # None: files numbered by source index
     batch: int | None = None
     tile: int | None = None
+    stabilize: float = 0.0  # 0 off; up to 1: blend in the previous output, moved by the flow
 
     kind = "stylize"
 
@@ -106,8 +123,13 @@ def job_from_dict(data: Any) -> TrainJob | StylizeJob:
     values = {k: v for k, v in data.items() if k != "kind"}
     try:
         if cls is TrainJob:
-            values["style"] = [_source(s, "style") for s in _list(values.get("style"), "style")]
-            values["content"] = [_source(s, "content") for s in _list(values.get("content"), "content")]
+            values["keyframes"] = [_keyframe(k) for k in _list(values.get("keyframes", []),
+                                                                 "keyframes", empty_ok=True)]
+            sources_optional = bool(values["keyframes"])  # keyframes alone can teach a style
+            values["style"] = [_source(s, "style") for s in
+                               _list(values.get("style"), "style", sources_optional)]
+            values["content"] = [_source(s, "content") for s in
+                                 _list(values.get("content"), "content", sources_optional)]
         else:
             values["input"] = _source(values.get("input"), "input")
         job = cls(**values)
@@ -117,10 +139,28 @@ def job_from_dict(data: Any) -> TrainJob | StylizeJob:
     return job
 
 
-def _list(value: Any, name: str) -> list:
-    if not isinstance(value, list) or not value:
-        raise ProtocolError(f"'{name}' must be a non-empty list of sources")
+def _list(value: Any, name: str, empty_ok: bool = False) -> list:
+    if empty_ok and value is None:
+        return []
+    if not isinstance(value, list) or not (value or empty_ok):
+        raise ProtocolError(f"'{name}' must be a non-empty list")
     return value
+
+
+def _path_ok(path: Any) -> bool:
+    """A non-empty string, or a non-empty list of non-empty strings (an image sequence)."""
+    return isinstance(path, str) and path != "" or (
+        isinstance(path, list) and path != [] and all(isinstance(p, str) and p for p in path))
+
+
+def _keyframe(value: Any) -> KeyframeSpec:
+    if not isinstance(value, dict) or set(value) != {"footage", "frame", "painted"}:
+        raise ProtocolError("a keyframe must be an object with 'footage', 'frame' and 'painted'")
+    _check(_path_ok(value["footage"]), "keyframe 'footage' must be a path or a list of files")
+    _check(_is_int(value["frame"]) and value["frame"] >= 0, "keyframe 'frame' must be >= 0")
+    _check(isinstance(value["painted"], str) and value["painted"] != "",
+           "keyframe 'painted' must be the path of an image")
+    return KeyframeSpec(**value)
 
 
 def _source(value: Any, name: str) -> SourceSpec:
@@ -129,9 +169,7 @@ def _source(value: Any, name: str) -> SourceSpec:
     if not isinstance(value, dict) or set(value) - {"path", "frames"}:
         raise ProtocolError(f"'{name}' source must be an object with 'path' and optional 'frames'")
     path = value.get("path")
-    path_ok = isinstance(path, str) and path or (
-        isinstance(path, list) and path and all(isinstance(p, str) and p for p in path))
-    if not path_ok:
+    if not _path_ok(path):
         raise ProtocolError(f"'{name}' source needs a path (a string or a list of file paths)")
     frames = value.get("frames")
     if frames is not None and not (
@@ -174,6 +212,9 @@ def _validate(job: TrainJob | StylizeJob) -> None:
             _check(_is_number(value) and value > 0, f"{key} must be a number > 0")
         _check(job.crop is None or (_is_int(job.crop) and 16 <= job.crop <= 4096),
                "crop must be between 16 and 4096 pixels")
+        _check(job.style or job.keyframes, "give a style source or painted keyframes")
+        _check(_is_number(job.temporal_weight) and 0 <= job.temporal_weight <= 1000,
+               "temporal_weight must be a number between 0 and 1000")
     else:
         _check(isinstance(job.model, str) and job.model != "", "stylize job needs 'model' (a style file)")
         _check(isinstance(job.output, str) and job.output != "", "stylize job needs 'output' (a folder)")
@@ -182,6 +223,8 @@ def _validate(job: TrainJob | StylizeJob) -> None:
         _check(job.first_number is None or (_is_int(job.first_number) and job.first_number >= 0),
                "first_number must be >= 0")
         _check(job.tile is None or (_is_int(job.tile) and job.tile >= 64), "tile must be >= 64 pixels")
+        _check(_is_number(job.stabilize) and 0.0 <= job.stabilize <= 1.0,
+               "stabilize must be between 0 and 1")
 
 
 # -- events -------------------------------------------------------------------------------------

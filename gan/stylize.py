@@ -6,7 +6,9 @@ OpenCV releases the GIL while it decodes and encodes, and torch while it compute
 bounded, so memory does not grow with the length of the clip.
 
 Each frame is stylized on its own (no state crosses frames), so stylizing frames 0-9 and 10-19
-separately, even on two machines of the same kind, gives the same files as 0-19 at once.
+separately, even on two machines of the same kind, gives the same files as 0-19 at once. The
+exception is the optional stabilization (`stabilize` > 0), which blends in the previous output
+moved by the optical flow: it starts afresh at the first frame of each run.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import torch.nn.functional as F
 
 from . import frames as frames_mod
 from .fileio import atomic_write
+from .flow import flow_to_previous, warp
 from .protocol import CancelledError, CancelToken, ProgressMeter, Reporter, StylizeJob, UserError
 
 # OpenCV's own PNG default, spelled out because it is a deliberate choice: zlib level 1 with the
@@ -48,6 +51,9 @@ ACTIVATION_BYTES_PER_PIXEL_PER_NGF = 24
 FIXED_BYTES_PER_PIXEL = 128
 FRAME_BYTES_PER_PIXEL = 32
 DEFAULT_TILE = 1024
+STABILIZE_FLOW_SIDE = 640  # flow for stabilization is measured at this size (motion is smooth)
+STABILIZE_INPUT_TOLERANCE = 24.0  # a pixel whose input changed more than this (of 255) after
+#                                   motion compensation (light, a cut) is not blended
 
 
 def output_paths(job: StylizeJob, indices: list[int]) -> list[str]:
@@ -487,11 +493,38 @@ def stylize(job: StylizeJob, reporter: Reporter, cancel: CancelToken) -> list[st
         reporter.emit("start", kind="stylize", total=len(paths),
                       device=str(model.device) if model else "none",
                       dtype=str(model.dtype).replace("torch.", "") if model else "none")
-        return _run_pipeline(source, model, paths, job.format, reporter, cancel)
+        stabilizer = Stabilizer(job.stabilize) if model and job.stabilize > 0 else None
+        return _run_pipeline(source, model, paths, job.format, reporter, cancel, stabilizer)
+
+
+class Stabilizer:
+    """Flow-guided temporal smoothing of the output: out_t = (1 - a) * styled_t + a * W(out_t-1)
+    with a = strength where the flow between the input frames is trusted (forward/backward
+    consistent, and the input itself matches after warping), 0 elsewhere. Recursive, so the
+    strength sets how long a detail persists; occlusions, new content and cuts are not blended.
+    """
+
+    def __init__(self, strength: float):
+        self.strength = strength
+        self.previous_input: np.ndarray | None = None
+        self.previous_output: np.ndarray | None = None
+
+    def __call__(self, frame: np.ndarray, styled: np.ndarray) -> np.ndarray:
+        if self.previous_input is not None and self.previous_input.shape == frame.shape:
+            flow, trusted = flow_to_previous(frame, self.previous_input, STABILIZE_FLOW_SIDE)
+            input_change = np.abs(warp(self.previous_input, flow).astype(np.float32)
+                                  - frame).max(-1)
+            trusted = trusted * (input_change < STABILIZE_INPUT_TOLERANCE)
+            alpha = (self.strength * trusted)[..., None]
+            warped = warp(self.previous_output, flow).astype(np.float32)
+            styled = np.clip(styled * (1 - alpha) + warped * alpha + 0.5, 0, 255).astype(np.uint8)
+        self.previous_input, self.previous_output = frame, styled
+        return styled
 
 
 def _run_pipeline(source: frames_mod.FrameSource, model: FrameStylizer | None, paths: list[str],
-                 fmt: str, reporter: Reporter, cancel: CancelToken) -> list[str]:
+                 fmt: str, reporter: Reporter, cancel: CancelToken,
+                 stabilizer: Stabilizer | None = None) -> list[str]:
     """Decode -> model -> encode, overlapped; `model` None copies the frames unchanged."""
     ext, params = EXTENSIONS[fmt]
     width, height = source.size
@@ -529,7 +562,9 @@ def _run_pipeline(source: frames_mod.FrameSource, model: FrameStylizer | None, p
             images = batches.next()
             if not images:
                 break
-            for image in (model(images) if model else images):
+            for frame, image in zip(images, model(images) if model else images):
+                if stabilizer is not None:
+                    image = stabilizer(frame, image)
                 collect(block_until=2 * workers + batch)
                 pending.append((encoders.submit(_write_frame, image, paths[position], ext,
                                                 params), image.nbytes))

@@ -66,6 +66,12 @@ def _run(job_arg: str, reporter: JsonLinesReporter, cancel: CancelToken) -> int:
     except (AttributeError, OSError, ValueError):  # no stdin, or not a text stream
         pass
     threading.Thread(target=_watch_stdin, args=(cancel,), daemon=True).start()
+    try:
+        from .device import leave_cores_free
+    except ModuleNotFoundError:  # no torch in this Python: run_job reports it in one line
+        pass
+    else:
+        leave_cores_free(1)  # Blender runs beside the worker and must stay responsive
     return run_job(job, reporter, cancel)
 
 

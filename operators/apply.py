@@ -46,6 +46,10 @@ class SEQUENCER_OT_gan_style_apply(bpy.types.Operator):
         name="Limit Frames",
         description="Stylize only the timeline frames from Start to End "
                     "(off: each strip's whole visible range)")
+    stabilize: FloatProperty(
+        name="Stabilize", default=0.0, min=0.0, max=1.0, subtype='FACTOR',
+        description="Against flicker: blend in the previous stylized frame moved by the "
+                    "optical flow (0: off, each frame on its own)")
     frame_start: IntProperty(name="Start", description="First timeline frame", default=1)
     frame_end: IntProperty(name="End", description="Last timeline frame (included)", default=250)
 
@@ -85,18 +89,25 @@ class SEQUENCER_OT_gan_style_apply(bpy.types.Operator):
 
         sources = jobs.strip_sources(scene, strips, work_dir, frame_range)
         out_parent, relative = storage.output_parent(bpy.data.filepath)
+        storage.check_writable(out_parent, "the stylized frames", storage.output_hint(relative))
         device = storage.device(context)
         records, steps, folders = [], [], []
         try:
             for strip, source in zip(strips, sources):
-                folder = storage.reserve_folder(
-                    out_parent, f"{storage.safe_name(strip.name)}_{storage.safe_name(style_name)}")
+                try:
+                    folder = storage.reserve_folder(out_parent, f"{storage.safe_name(strip.name)}"
+                                                    f"_{storage.safe_name(style_name)}")
+                except OSError as exc:
+                    raise storage.FolderError(
+                        f"Cannot create a folder for the stylized frames in {out_parent}: "
+                        f"{exc.strerror or exc}; {storage.output_hint(relative)}") from None
                 folders.append(folder)
                 job = protocol.StylizeJob(
                     model=style_path, input=protocol.SourceSpec(**source.spec()), output=folder,
-                    mix=float(self.mix), device=device, format="png", first_number=FIRST_NUMBER)
-                steps.append(runner.Step(protocol.job_to_dict(job),
-                                         f"'{strip.name}'", weight=source.count))
+                    mix=float(self.mix), device=device, format="png", first_number=FIRST_NUMBER,
+                    stabilize=float(self.stabilize))
+                steps.append(runner.Step(protocol.job_to_dict(job), f"'{strip.name}'",
+                                         weight=source.count, subject=f"Strip '{strip.name}'"))
                 records.append(_record(scene, strip, source, folder, relative))
         except BaseException:
             for folder in folders:
@@ -106,7 +117,8 @@ class SEQUENCER_OT_gan_style_apply(bpy.types.Operator):
         job = runner.Job("apply", scene, title, steps, work_dir, storage.worker_python(context),
                          on_success=_add_strips, cleanup=_cleanup, claims=folders)
         job.data = {"records": records, "style_path": style_path, "style_name": style_name,
-                    "style_title": info.name, "mix": float(self.mix), "device": device}
+                    "style_title": info.name, "mix": float(self.mix), "device": device,
+                    "stabilize": float(self.stabilize)}
         return job
 
 
@@ -192,7 +204,9 @@ def _new_strip(container, channel: int, record: dict, data: dict):
         "source_strip": record["source"],
         "source_frames": [start, end - 1],
         "source_pixels": record["method"],
-        "settings": json.dumps({"mix": data["mix"], "device": data["device"], "format": "png"}),
+        "stabilize": data.get("stabilize", 0.0),
+        "settings": json.dumps({"mix": data["mix"], "device": data["device"], "format": "png",
+                                "stabilize": data.get("stabilize", 0.0)}),
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
     }
     return strip

@@ -1,10 +1,14 @@
 """`blender -c gan_style ...`: the add-on's commands for scripts and render farms.
 
     blender -c gan_style apply FILE.blend --style NAME [--strip NAME ...] [--mix 1.0]
-                               [--frames START-END] [--scene NAME] [--no-save]
-    blender -c gan_style train FILE.blend --name NAME (--style-strip NAME | --style-file PATH)...
+                               [--stabilize S] [--frames START-END] [--scene NAME] [--no-save]
+    blender -c gan_style train FILE.blend --name NAME [--style-strip NAME | --style-file PATH]...
                                [--content-strip NAME ...] [--preset draft|standard|high]
-                               [--minutes M | --steps N] [--no-resume] [--scene NAME]
+                               [--minutes M | --steps N] [--temporal W] [--no-keyframes]
+                               [--no-resume] [--scene NAME]
+
+(train: painted keyframes above the content strips are used unless --no-keyframes; with
+keyframes, no style strip or file is needed.)
     blender -c gan_style library            list the style library
     blender -c gan_style import FILE.ganstyle
 
@@ -24,6 +28,7 @@ import sys
 
 import bpy
 
+from ..gan import protocol
 from . import compat, library, storage
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -50,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--strip", action="append", default=[], metavar="NAME",
                        help="strip to stylize (repeatable; default: the selected strips)")
     apply.add_argument("--mix", type=float, default=1.0, help="0 original .. 1 full style")
+    apply.add_argument("--stabilize", type=float, default=0.0, metavar="S",
+                       help="0-1: blend in the previous output moved by the optical flow, "
+                            "against flicker (default 0: off)")
     apply.add_argument("--frames", metavar="START-END", help="timeline frames (inclusive)")
     apply.add_argument("--scene", help="scene name (default: the file's active scene)")
     apply.add_argument("--no-save", action="store_true", help="do not save the .blend file")
@@ -65,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     budget = train.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, default=5.0)
     budget.add_argument("--steps", type=int, default=0)
+    train.add_argument("--temporal", type=float, default=protocol.DEFAULT_TEMPORAL_WEIGHT,
+                       metavar="W", help="weight of the temporal stability term (0: off; "
+                       f"default {protocol.DEFAULT_TEMPORAL_WEIGHT:g})")
+    train.add_argument("--no-keyframes", action="store_true",
+                       help="ignore painted keyframe strips above the content strips")
     train.add_argument("--no-resume", action="store_true",
                        help="start over instead of resuming an unfinished training")
     train.add_argument("--scene", help="scene name (default: the file's active scene)")
@@ -131,7 +144,7 @@ def _select(scene, names: list[str]) -> None:
 
 def _apply(scene, args) -> int:
     _select(scene, args.strip)
-    options = {"style": args.style, "mix": args.mix}
+    options = {"style": args.style, "mix": args.mix, "stabilize": args.stabilize}
     if args.frames:
         start, _, end = args.frames.partition("-")
         options.update(use_frame_range=True, frame_start=int(start), frame_end=int(end or start))
@@ -151,7 +164,8 @@ def _train(scene, args) -> int:
             name=args.name, style_strips=[{"name": n} for n in args.style_strip],
             style_path=args.style_file, content_strips=[{"name": n} for n in args.content_strip],
             preset=args.preset, minutes=args.minutes, steps=args.steps,
-            resume=not args.no_resume)
+            resume=not args.no_resume, temporal_weight=args.temporal,
+            use_keyframes=not args.no_keyframes)
     return EXIT_OK
 
 

@@ -18,6 +18,13 @@ AUDIO_TYPES = frozenset({"SOUND"})
 MAX_CHANNEL = 128
 
 
+# StringProperty options for a path that may be `//`-relative (5.0 warns when such an operator
+# argument lacks the option; 4.2 does not know it).
+BLEND_RELATIVE_PATH = (
+    {'PATH_SUPPORTS_BLEND_RELATIVE'}
+    if "is_path_supports_blend_relative" in bpy.types.Property.bl_rna.properties else set())
+
+
 def sequencer_scene(context) -> bpy.types.Scene | None:
     """The scene the sequencer edits: `context.sequencer_scene` (5.0+), else `context.scene`."""
     return getattr(context, "sequencer_scene", None) or getattr(context, "scene", None)
@@ -88,8 +95,10 @@ def find_strip(scene, name: str):
 def new_image_strip(container, name: str, directory: str, files: list[str], channel: int,
                     frame_start: int):
     """An image-sequence strip showing `files` (in `directory`) from `frame_start`, unscaled."""
+    # "//" (the .blend's own folder) must keep both slashes: no rstrip of a trailing separator.
+    folder = directory if directory.endswith(("/", "\\")) else directory + "/"
     strip = strips_of(container).new_image(
-        name=name, filepath=bpy.path.native_pathsep(directory.rstrip("/\\") + "/" + files[0]),
+        name=name, filepath=bpy.path.native_pathsep(folder + files[0]),
         channel=channel, frame_start=frame_start, fit_method='ORIGINAL')
     for filename in files[1:]:
         strip.elements.append(filename)

@@ -21,7 +21,7 @@ class PrepareError(Exception):
 
 
 USER_ERRORS = (PrepareError, LibraryError, strip_source.SourceError, stylefile.StyleFileError,
-               runner.JobError)
+               runner.JobError, storage.FolderError)
 
 
 def new_work_dir() -> str:

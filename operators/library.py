@@ -1,6 +1,8 @@
 """The style library: a folder of `.ganstyle` files, and its operators.
 
-A style's library name is its file name without extension. Style files are untrusted input
+A style's library name is its file name without extension. The styles that ship with the
+extension (its `styles/` folder) are listed too, read-only; a library style of the same name
+takes precedence. Style files are untrusted input
 (artists trade them): they are read with `gan.stylefile.read_style_info` (no code, no torch)
 and a defective file is listed with its error instead of breaking the panel.
 """
@@ -36,6 +38,7 @@ class StyleEntry:
     error: str = ""       # why the file cannot be used ('' when fine)
     thumbnail_png: bytes | None = None
     stamp: tuple = ()
+    builtin: bool = False  # shipped with the extension: cannot be removed or renamed
 
 
 _info_cache: dict[str, StyleEntry] = {}
@@ -88,15 +91,38 @@ def _describe_sources(sources) -> str:
     return _text(sources or "")
 
 
-def scan(library: str) -> list[StyleEntry]:
-    """All style files of the library, sorted by name."""
+def _style_files(folder: str) -> list[str]:
     try:
-        names = sorted(os.listdir(library), key=str.lower)
+        names = os.listdir(folder)
     except OSError:
         return []
-    return [read_entry(os.path.join(library, n)) for n in names
+    return [os.path.join(folder, n) for n in names
             if n.lower().endswith(STYLE_EXTENSION) and not n.startswith(".")
-            and os.path.isfile(os.path.join(library, n))]
+            and os.path.isfile(os.path.join(folder, n))]
+
+
+def scan(library: str) -> list[StyleEntry]:
+    """The library's styles and the built-in ones it does not shadow, sorted by name."""
+    entries = {}
+    for path in _style_files(storage.BUILTIN_STYLES_DIR):
+        entry = read_entry(path)
+        entry.builtin = True
+        entries[entry.name] = entry
+    for path in _style_files(library):
+        entry = read_entry(path)
+        entries[entry.name] = entry
+    return sorted(entries.values(), key=lambda e: e.name.lower())
+
+
+def _builtin_path(name: str) -> str:
+    path = storage.style_path_in_library(storage.BUILTIN_STYLES_DIR, name)
+    return path if os.path.isfile(path) else ""
+
+
+def _refuse_builtin(library: str, name: str, action: str) -> None:
+    if not os.path.isfile(storage.style_path_in_library(library, name)) and _builtin_path(name):
+        raise LibraryError(f"'{name}' ships with the extension and cannot be {action}: import a "
+                           "copy of its file into the library to change it")
 
 
 def resolve_style(library: str, text: str) -> str:
@@ -110,6 +136,8 @@ def resolve_style(library: str, text: str) -> str:
     in_library = storage.style_path_in_library(library, text)
     if os.path.isfile(in_library):
         return in_library
+    if _builtin_path(text):
+        return _builtin_path(text)
     if os.sep in text or "/" in text or text.lower().endswith(STYLE_EXTENSION):
         raise LibraryError(f"Style file not found: {as_path}")
     raise LibraryError(f"No style named '{text}' in the style library ({library})")
@@ -144,6 +172,7 @@ def import_style(library: str, source: str) -> str:
 
 
 def remove_style(library: str, name: str) -> None:
+    _refuse_builtin(library, name, "removed")
     path = storage.style_path_in_library(library, name)
     if not os.path.isfile(path):
         raise LibraryError(f"No style named '{name}' in the style library")
@@ -154,6 +183,7 @@ def remove_style(library: str, name: str) -> None:
 
 def rename_style(library: str, name: str, new_name: str) -> str:
     """Rename a style file; never replaces another style. Returns the new path."""
+    _refuse_builtin(library, name, "renamed")
     new_name = _check_name(new_name)
     old = storage.style_path_in_library(library, name)
     new = storage.style_path_in_library(library, new_name)
@@ -209,6 +239,7 @@ def refresh(context) -> list[StyleEntry]:
         item.created = entry.created
         item.sources = entry.sources
         item.error = entry.error
+        item.builtin = entry.builtin
     names = [e.name for e in entries]
     wm.gan_style_library_index = names.index(active) if active in names else (0 if names else -1)
     wm.gan_style_library_stamp = time.time()

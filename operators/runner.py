@@ -38,6 +38,9 @@ STDERR_LINES = 200
 FORCE_ASYNC = False
 
 RUNNING, DONE, FAILED, CANCELLED = "RUNNING", "DONE", "FAILED", "CANCELLED"
+# How a full disk or a file size limit reads in a worker's error (strerror of ENOSPC, EFBIG,
+# EDQUOT).
+DISK_FULL = ("No space left on device", "File too large", "Disk quota exceeded")
 
 
 def blocking() -> bool:
@@ -80,6 +83,7 @@ class WorkerProcess:
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self.cancel_sent_at: float | None = None
         self.terminated_at: float | None = None
+        self.stopped_by_us = False  # we terminated or killed it (a cancel it did not obey)
         self._stdout_done = threading.Event()
         threading.Thread(target=self._read_stdout, daemon=True).start()
         threading.Thread(target=self._read_stderr, daemon=True).start()
@@ -143,6 +147,7 @@ class WorkerProcess:
         if self.terminated_at is None:
             if now - self.cancel_sent_at >= CANCEL_GRACE_S:
                 self.terminated_at = now
+                self.stopped_by_us = True
                 self.process.terminate()
         elif now - self.terminated_at >= TERMINATE_GRACE_S:
             self.process.kill()
@@ -154,6 +159,7 @@ class WorkerProcess:
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
+                self.stopped_by_us = True
                 self.process.kill()
                 self.process.wait()
         self._stdout_done.wait(2.0)
@@ -184,12 +190,14 @@ class WorkerProcess:
 # -- jobs as the user sees them -----------------------------------------------------------------
 
 class Step:
-    """One worker run of a job."""
+    """One worker run of a job. `subject` (e.g. "Strip 'Clip'") starts its failure messages,
+    so that a job over several strips says which one failed."""
 
-    def __init__(self, job: dict, label: str, weight: float = 1.0):
+    def __init__(self, job: dict, label: str, weight: float = 1.0, subject: str = ""):
         self.job = job
         self.label = label
         self.weight = weight
+        self.subject = subject
 
 
 class Job:
@@ -283,9 +291,14 @@ class Job:
             return True
         worker.close()
         last = self._last_event or {}
-        if self.cancel_requested or last.get("event") == "cancelled":
+        ended = last.get("event")
+        # A cancel that the worker obeyed (or that we enforced) is a cancel; a worker that
+        # failed or was killed by something else while stopping is a failure: what it was
+        # saving (a checkpoint) may be missing, and the user must hear why.
+        if ended == "cancelled" or (self.cancel_requested
+                                    and (ended == "done" or worker.stopped_by_us)):
             self._finish(CANCELLED, "Cancelled" + self._cancel_note())
-        elif worker.process.returncode == 0 and last.get("event") == "done":
+        elif worker.process.returncode == 0 and ended == "done" and not self.cancel_requested:
             self._last_event = None
             if self._index + 1 < len(self.steps):
                 try:
@@ -295,15 +308,26 @@ class Job:
                 return self.active
             self._succeed()
         elif last.get("event") == "error":
-            self._finish(FAILED, deps.explain(last["message"], self.python))
+            self._fail(deps.explain(last["message"], self.python))
         else:
-            self._finish(FAILED, worker.failure_message())
+            self._fail(worker.failure_message())
         return self.active
 
+    def _fail(self, message: str) -> None:
+        """A worker run failed: say which strip, what to do about a full disk, what is kept."""
+        subject = self.step.subject if self.step is not None else ""
+        if subject and not message.startswith(subject):
+            message = f"{subject}: {message}"
+        if any(text in message for text in DISK_FULL):
+            message += " (free disk space or choose another folder, then try again)"
+        self._finish(FAILED, message + self._cancel_note())
+
     def _cancel_note(self) -> str:
-        if self.kind == "train" and self.checkpoint_path:
-            return (f"; the checkpoint is kept ({self.checkpoint_path}): train the same name "
-                    "again to resume")
+        """Where an interrupted training can resume from (the last checkpoint, when one is on
+        disk: a worker killed before its first checkpoint leaves none)."""
+        path = self.checkpoint_path or self.data.get("checkpoint", "")
+        if self.kind == "train" and path and os.path.isfile(path):
+            return f"; the last checkpoint is kept ({path}): train the same name again to resume"
         return ""
 
     def _succeed(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tempfile
 
 import bpy
 
@@ -16,6 +17,7 @@ import bpy
 ADDON_PACKAGE = __package__.rpartition(".")[0]
 ADDON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STYLE_EXTENSION = ".ganstyle"
+BUILTIN_STYLES_DIR = os.path.join(ADDON_DIR, "styles")  # shipped, read-only
 
 
 def preferences(context=None):
@@ -111,3 +113,26 @@ def style_path_in_library(library: str, name: str) -> str:
 def training_dir(library: str, name: str) -> str:
     """Checkpoints and previews of the training of the style `name` (kept to resume)."""
     return os.path.join(library, ".training", name)
+
+
+class FolderError(OSError):
+    """A folder the add-on must write to cannot be written; the message is for the user."""
+
+
+def check_writable(folder: str, what: str, hint: str) -> str:
+    """Create `folder` if needed and prove that a file can be created in it (a probe that
+    leaves nothing behind). Raises FolderError: "Cannot write <what> to <folder>: <why>; <hint>".
+    """
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise FolderError(f"Cannot write {what} to {folder}: {exc.strerror or exc}; "
+                          f"{hint}") from None
+    return folder
+
+
+def output_hint(relative: bool) -> str:
+    return ("save the .blend in a folder you can write to" if relative else
+            "check the permissions and free space of Blender's user folder")

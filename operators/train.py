@@ -1,10 +1,13 @@
 """`sequencer.gan_style_train`: learn a style into the style library.
 
-Style sources: strips (`style_strips`) and/or an image or video file (`style_path`). Content:
-the footage the style is for (`content_strips`, default: the selected visual strips that are
-not style sources). The style file is `<library>/<name>.ganstyle`; checkpoints and previews go
-to `<library>/.training/<name>/`, kept when training is cancelled so that training the same
-name again resumes from there.
+Style sources: strips (`style_strips`) and/or an image or video file (`style_path`), and/or
+painted keyframes: single-image strips above the content strips at the frames they depict
+(`use_keyframes`, see keyframes.py; keyframes alone are enough). Content: the footage the
+style is for (`content_strips`, default: the selected visual strips that are not style sources
+or keyframes). `temporal_weight` weighs the training term for temporal stability (0: off).
+The style file is `<library>/<name>.ganstyle`; checkpoints and previews go to
+`<library>/.training/<name>/`, kept when training is cancelled so that training the same name
+again resumes from there.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProp
                        IntProperty, StringProperty)
 
 from ..gan import protocol
-from . import compat, jobs, library, runner, storage
+from . import compat, jobs, keyframes, library, runner, storage
 
 PRESET_ITEMS = (
     ('draft', "Draft", "Small and fast: minutes on a CPU"),
@@ -55,6 +58,15 @@ class SEQUENCER_OT_gan_style_train(bpy.types.Operator):
                            default=5.0, min=0.05, soft_max=240.0)
     steps: IntProperty(name="Steps", description="Train this many steps instead of for a time "
                        "budget (0: use the time budget)", default=0, min=0)
+    use_keyframes: BoolProperty(
+        name="Use Painted Keyframes", default=True,
+        description="Learn from painted keyframes: single-image strips above the content "
+                    "strips at the frames they depict")
+    temporal_weight: FloatProperty(
+        name="Temporal Stability", default=protocol.DEFAULT_TEMPORAL_WEIGHT, min=0.0, max=1000.0,
+        soft_max=50.0,
+        description="Weight of the training term against flicker (output of a frame vs. the "
+                    "previous output moved by the optical flow; 0: off, steps are faster)")
     resume: BoolProperty(
         name="Resume", default=True,
         description="Continue an unfinished training of the same name from its checkpoint "
@@ -82,12 +94,15 @@ class SEQUENCER_OT_gan_style_train(bpy.types.Operator):
                     "style_path": props.train_style_path,
                     "content_strips": [],
                     "preset": props.train_preset, "minutes": props.train_minutes,
-                    "steps": 0, "resume": True}
+                    "steps": 0, "resume": True,
+                    "use_keyframes": props.train_use_keyframes,
+                    "temporal_weight": props.train_temporal_weight}
         return {"name": self.name, "style_strips": [i.name for i in self.style_strips],
                 "style_path": self.style_path,
                 "content_strips": [i.name for i in self.content_strips],
                 "preset": self.preset, "minutes": self.minutes, "steps": self.steps,
-                "resume": self.resume}
+                "resume": self.resume, "use_keyframes": self.use_keyframes,
+                "temporal_weight": self.temporal_weight}
 
     def _prepare(self, context, scene, settings: dict, work_dir: str) -> runner.Job:
         name = settings["name"].strip()
@@ -96,7 +111,14 @@ class SEQUENCER_OT_gan_style_train(bpy.types.Operator):
         if name != storage.safe_name(name, limit=200):
             raise jobs.PrepareError(f"'{name}' cannot be a style name: use letters, digits, "
                                     "'-', '_' and '.'")
-        lib = storage.library_dir(context)
+        try:
+            lib = storage.library_dir(context)
+        except OSError as exc:
+            raise jobs.PrepareError(f"Cannot create the style library folder: "
+                                    f"{exc.strerror or exc}: {exc.filename or ''}; choose "
+                                    "another folder in the add-on preferences") from None
+        storage.check_writable(lib, "the style", "choose another style library folder in the "
+                               "add-on preferences")
         out = storage.style_path_in_library(lib, name)
         if os.path.exists(out):
             raise jobs.PrepareError(f"A style named '{name}' exists already: choose another "
@@ -104,19 +126,22 @@ class SEQUENCER_OT_gan_style_train(bpy.types.Operator):
         training = storage.training_dir(lib, name)
         checkpoint = library.unfinished_training(lib, name)
         resume = bool(checkpoint) and settings["resume"]
-        if os.path.isdir(training) and not resume:
-            shutil.rmtree(training)  # start over: this style's own earlier, unfinished state
 
         style_strips = [_strip(scene, n, "style") for n in settings["style_strips"]]
         if settings["content_strips"]:
             content_strips = [_strip(scene, n, "content") for n in settings["content_strips"]]
         else:
-            style_names = {s.name for s in style_strips}
-            content_strips = [s for s in compat.selected_strips(scene)
-                              if compat.is_visual(s) and s.name not in style_names]
+            content_strips = default_content(scene, {s.name for s in style_strips})
         style_file = settings["style_path"].strip()
-        if not style_strips and not style_file:
-            raise jobs.PrepareError("Choose a style source: a strip or an image/video file")
+        found = []
+        if settings["use_keyframes"]:
+            style_names = {s.name for s in style_strips}
+            found = [k for strip in content_strips
+                     for k in keyframes.find(scene, strip, exclude=style_names)]
+            keyframes.check_files(found)
+        if not style_strips and not style_file and not found:
+            raise jobs.PrepareError("Choose a style source: a strip, an image/video file, or "
+                                    "painted keyframes above the footage")
         if not content_strips:
             raise jobs.PrepareError("Select the content strips (the footage the style is for)")
 
@@ -130,18 +155,34 @@ class SEQUENCER_OT_gan_style_train(bpy.types.Operator):
         content_specs = [protocol.SourceSpec(**s.spec())
                          for s in jobs.strip_sources(scene, content_strips, work_dir)]
 
+        if os.path.isdir(training) and not resume:
+            # Start over, only now that every input checked out: this style's own earlier,
+            # unfinished state is dropped.
+            shutil.rmtree(training)
         steps = settings["steps"] or None
         train_job = protocol.TrainJob(
             style=style_specs, content=content_specs, out=out, preset=settings["preset"],
             minutes=None if steps else float(settings["minutes"]), steps=steps, resume=resume,
             device=storage.device(context), name=name, work_dir=training,
-            preview_every_s=PREVIEW_EVERY_S)
+            preview_every_s=PREVIEW_EVERY_S,
+            keyframes=[protocol.KeyframeSpec(**k.spec()) for k in found],
+            temporal_weight=float(settings["temporal_weight"]))
         label = "resuming" if resume else "training"
         job = runner.Job("train", scene, f"Train '{name}'", [runner.Step(
             protocol.job_to_dict(train_job), label)], work_dir, storage.worker_python(context),
             on_success=_finished, claims=(out, training))
-        job.data = {"name": name, "out": out, "training": training, "resumed": resume}
+        job.data = {"name": name, "out": out, "training": training, "resumed": resume,
+                    "checkpoint": os.path.join(training, "checkpoint.pt"),
+                    "keyframes": len(found)}
         return job
+
+
+def default_content(scene, style_names=frozenset()) -> list:
+    """The selected visual strips that are neither style sources nor painted keyframes."""
+    chosen = [s for s in compat.selected_strips(scene)
+              if compat.is_visual(s) and s.name not in style_names]
+    painted = keyframes.keyframe_names(scene, chosen, exclude=style_names)
+    return [s for s in chosen if s.name not in painted]
 
 
 def _strip(scene, name: str, role: str):

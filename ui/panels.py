@@ -7,7 +7,7 @@ import os
 import bpy
 
 from ..gan import protocol
-from ..operators import compat, library, runner, storage
+from ..operators import compat, keyframes, library, runner, storage, strip_source, train
 from . import prefs, previews, props
 
 
@@ -76,6 +76,7 @@ class SEQUENCER_PT_gan_style_apply(SequencerStylePanel, bpy.types.Panel):
                                       scale_popup=5.0)
             layout.label(text=style_name)
         layout.prop(settings, "mix", slider=True)
+        layout.prop(settings, "stabilize", slider=True)
         layout.prop(settings, "use_frame_range")
         if settings.use_frame_range:
             row = layout.row(align=True)
@@ -92,6 +93,7 @@ class SEQUENCER_PT_gan_style_apply(SequencerStylePanel, bpy.types.Panel):
         op = column.operator("sequencer.gan_style_apply", text=text, icon='BRUSH_DATA')
         op.style = style_name
         op.mix = settings.mix
+        op.stabilize = settings.stabilize
         op.use_frame_range = settings.use_frame_range
         op.frame_start = settings.frame_start
         op.frame_end = settings.frame_end
@@ -119,8 +121,8 @@ class SEQUENCER_PT_gan_style_train(SequencerStylePanel, bpy.types.Panel):
             layout.prop_search(settings, "train_style_strip", ed, collection, text="Style Strip")
         layout.prop(settings, "train_style_path")
         style_strip = settings.train_style_strip
-        content = [s for s in compat.selected_strips(scene)
-                   if compat.is_visual(s) and s.name != style_strip]
+        exclude = {style_strip} if style_strip else set()
+        content = train.default_content(scene, exclude)
         column = layout.column(align=True)
         column.label(text=f"Content: {len(content)} selected strips" if content
                      else "Content: select the footage strips", icon='SEQUENCE')
@@ -128,6 +130,21 @@ class SEQUENCER_PT_gan_style_train(SequencerStylePanel, bpy.types.Panel):
             column.label(text=f"    {strip.name}")
         if len(content) > 4:
             column.label(text=f"    ... and {len(content) - 4} more")
+        layout.prop(settings, "train_use_keyframes")
+        lines = keyframe_lines(scene, content, exclude) if settings.train_use_keyframes else []
+        found = any(icon == 'KEYFRAME_HLT' for _, icon in lines)
+        if settings.train_use_keyframes:
+            column = layout.column(align=True)
+            for text, icon in lines:
+                for number, line in enumerate(runner._wrap(text, 48)):
+                    column.label(text=line if number == 0 else f"    {line}",
+                                 icon=icon if number == 0 else 'BLANK1')
+            row = layout.row(align=True)
+            row.operator("sequencer.gan_style_export_frame", icon='IMAGE_DATA')
+            op = row.operator("sequencer.gan_style_export_frame", text="Add Painted",
+                              icon='FILEBROWSER')
+            op.browse = True
+        layout.prop(settings, "train_temporal_weight")
         layout.prop(settings, "train_preset")
         layout.prop(settings, "train_minutes")
         name = settings.train_name.strip()
@@ -139,12 +156,39 @@ class SEQUENCER_PT_gan_style_train(SequencerStylePanel, bpy.types.Panel):
         job = runner.job_for(scene)
         row = layout.row()
         row.enabled = not (job and job.active) and bool(content) and bool(
-            style_strip or settings.train_style_path)
+            style_strip or settings.train_style_path or found)
         op = row.operator("sequencer.gan_style_train", icon='PLAY')
         op.use_scene_settings = True
         job = _job_of_kind(context, "train")
         if job is not None:
             draw_job(layout, job)
+
+
+def keyframe_lines(scene, strips, exclude=()) -> list[tuple[str, str]]:
+    """(text, icon) lines that say which painted keyframes were found above the footage
+    strips: "Keyframes: 3 found: frame 12 (painted_012.png), ...", strips that cannot have
+    keyframes (and why), and painted files that are missing."""
+    lines, found = [], []
+    for strip in strips:
+        problem = keyframes.footage_problem(scene, strip)
+        if problem:
+            lines.append((f"No keyframes: {problem}", 'INFO'))
+            continue
+        try:
+            found.append((strip, keyframes.find(scene, strip, exclude)))
+        except strip_source.SourceError as exc:
+            lines.append((str(exc), 'ERROR'))
+    with_keys = [(strip, keys) for strip, keys in found if keys]
+    for strip, keys in with_keys:
+        where = f" above '{strip.name}'" if len(with_keys) > 1 else ""
+        listed = ", ".join(f"frame {k.timeline_frame} ({os.path.basename(k.painted)})"
+                           for k in keys)
+        lines.append((f"Keyframes{where}: {len(keys)} found: {listed}", 'KEYFRAME_HLT'))
+        lines.extend((k.missing_message(), 'ERROR') for k in keys if not k.exists)
+    if found and not with_keys:
+        lines.append(("Keyframes: none found (paint over exported frames, see below)",
+                      'KEYFRAME'))
+    return lines
 
 
 class GANSTYLE_UL_styles(bpy.types.UIList):
@@ -163,7 +207,8 @@ class GANSTYLE_UL_styles(bpy.types.UIList):
             else:
                 row.label(text=item.name, icon='BRUSH_DATA')
             if not item.error:
-                row.label(text=f"{item.preset} · {item.steps} steps")
+                row.label(text=f"{item.preset} · {item.steps} steps",
+                          icon='LOCKED' if item.builtin else 'NONE')
         else:
             layout.alignment = 'CENTER'
             layout.label(text="", icon_value=icon_value)
@@ -193,6 +238,8 @@ class SEQUENCER_PT_gan_style_library(SequencerStylePanel, bpy.types.Panel):
                 column.label(text=item.error, icon='ERROR')
             else:
                 column.label(text=f"Name: {item.title or item.name}")
+                if item.builtin:
+                    column.label(text="Ships with the extension (read-only)", icon='LOCKED')
                 column.label(text=f"Preset: {item.preset or '?'}")
                 column.label(text=f"Steps: {item.steps}")
                 column.label(text=f"Created: {item.created or '?'}")

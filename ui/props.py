@@ -6,6 +6,7 @@ import bpy
 from bpy.props import (CollectionProperty, EnumProperty, FloatProperty, IntProperty,
                        PointerProperty, StringProperty, BoolProperty)
 
+from ..gan import protocol
 from ..operators import library, storage
 from ..operators.train import PRESET_ITEMS
 from . import previews
@@ -20,6 +21,7 @@ class GANSTYLE_PG_library_item(bpy.types.PropertyGroup):
     created: StringProperty(name="Created")
     sources: StringProperty(name="Sources")
     error: StringProperty(name="Problem")
+    builtin: BoolProperty(name="Built-in", description="Ships with the extension (read-only)")
 
 
 # Enum items must stay referenced while Blender uses them (else their text is garbage).
@@ -86,6 +88,10 @@ class GANSTYLE_PG_scene(bpy.types.PropertyGroup):
         name="Limit Frames",
         description="Stylize only the timeline frames from Start to End (off: each strip's "
                     "whole visible range)")
+    stabilize: FloatProperty(
+        name="Stabilize", default=0.0, min=0.0, max=1.0, subtype='FACTOR',
+        description="Against flicker: blend in the previous stylized frame moved by the "
+                    "optical flow (0: off)")
     frame_start: IntProperty(name="Start", default=1)
     frame_end: IntProperty(name="End", default=250)
 
@@ -99,6 +105,14 @@ class GANSTYLE_PG_scene(bpy.types.PropertyGroup):
     train_preset: EnumProperty(name="Preset", items=PRESET_ITEMS, default='draft')
     train_minutes: FloatProperty(name="Time Budget", description="Training time in minutes",
                                  default=5.0, min=0.05, soft_max=240.0, unit='NONE')
+    train_use_keyframes: BoolProperty(
+        name="Painted Keyframes", default=True,
+        description="Learn from painted keyframes: single-image strips above the footage at "
+                    "the frames they depict")
+    train_temporal_weight: FloatProperty(
+        name="Temporal Stability", default=protocol.DEFAULT_TEMPORAL_WEIGHT, min=0.0,
+        max=1000.0, soft_max=50.0,
+        description="Weight of the training term against flicker (0: off, steps are faster)")
 
 
 classes = (GANSTYLE_PG_library_item, GANSTYLE_PG_scene)

@@ -229,3 +229,110 @@ def make_untrained_style(path: str, worker_python: str) -> str:
         "    meta={'name': 'untrained', 'preset': 'draft', 'steps': 0}, thumbnail_rgb=thumb)\n")
     subprocess.run([worker_python, "-c", code, path], cwd=ROOT, check=True)
     return path
+
+
+# -- invariants checked after every fault and input case -------------------------------------
+
+ADDON_MODULE = "bl_ext.user_default.gan_style"
+TEMP_SUFFIXES = (".tmp", ".part", ".partial")
+
+
+def scene_media(scene) -> list[str]:
+    """The media files the scene's movie and image strips read (those that exist)."""
+    paths = []
+    for strip in strips_all(scene):
+        if strip.type == 'MOVIE':
+            paths.append(os.path.normpath(bpy.path.abspath(strip.filepath)))
+        elif strip.type == 'IMAGE':
+            paths.extend(strip_files(strip))
+    return sorted({p for p in paths if os.path.isfile(p)})
+
+
+def _tree(roots, skip=()) -> dict[str, tuple]:
+    """path -> (inode, mtime_ns, size) of every file under the roots (`skip`: folder names)."""
+    files = {}
+    for root in roots:
+        for folder, dirs, names in os.walk(root):
+            dirs[:] = [d for d in dirs if d not in skip]
+            for name in names:
+                path = os.path.join(folder, name)
+                stat = os.lstat(path)
+                files[path] = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    return files
+
+
+def library_dir() -> str:
+    import sys
+    return sys.modules[ADDON_MODULE].operators.storage.library_dir()
+
+
+def output_root() -> str:
+    """Where the add-on writes stylized frames for the open .blend."""
+    return os.path.join(os.path.dirname(bpy.data.filepath), "gan_style")
+
+
+def process_group_gone(pgid: int) -> bool:
+    """No live process of the worker's process group (it starts its own session) remains."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return False
+    return True
+
+
+def no_process_left(pids) -> bool:
+    return all(process_gone(pid) and process_group_gone(pid) for pid in pids)
+
+
+class Invariants:
+    """A snapshot before a fault or input case; `check()` after it asserts that
+
+    - every source media file has the same bytes,
+    - every strip that existed is unchanged (all its plain properties),
+    - no file that existed under the output roots (frame folders, style library) was replaced,
+      changed or removed (`.training` is skipped: checkpoints are replaced atomically by design),
+    - every new *.ganstyle under its final name reads (metadata, no torch), and no temporary
+      or half-written file was left under the roots.
+    """
+
+    SKIP = (".training",)
+
+    def __init__(self, scene, media=(), roots=()):
+        import sys
+        self.stylefile = sys.modules[ADDON_MODULE + ".gan.stylefile"]
+        self.roots = sorted({*(os.path.normpath(r) for r in roots), output_root(),
+                             library_dir()})
+        self.media = {p: file_digest(p) for p in {*scene_media(scene), *media}}
+        assert self.media, "no media to watch"
+        self.strips = {s.name: strip_state(s) for s in strips_all(scene)}
+        self.files = _tree(self.roots, self.SKIP)
+
+    def check(self, scene=None) -> None:
+        for path, digest in self.media.items():
+            assert os.path.isfile(path), f"source media removed: {path}"
+            assert file_digest(path) == digest, f"source media changed: {path}"
+        if scene is not None:
+            changed = state_changes(self.strips, strips_all(scene))
+            assert not changed, f"existing strips changed: {sorted(changed)[:10]}"
+        now = _tree(self.roots, self.SKIP)
+        for path, stamp in self.files.items():
+            assert path in now, f"an existing file was removed: {path}"
+            assert now[path] == stamp, f"an existing file was replaced or changed: {path}"
+        for path in set(now) - set(self.files):  # what this case wrote
+            name = os.path.basename(path)
+            assert not name.endswith(TEMP_SUFFIXES), f"temporary file left behind: {path}"
+            if name.endswith(".png"):
+                assert cv2.imread(path, cv2.IMREAD_UNCHANGED) is not None, \
+                    f"a frame under its final name does not decode: {path}"
+            if name.endswith(".ganstyle"):
+                try:
+                    self.stylefile.read_style_info(path)
+                except self.stylefile.StyleFileError as exc:
+                    raise AssertionError(f"broken style file under its final name: {path}: "
+                                         f"{exc}") from None

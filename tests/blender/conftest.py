@@ -77,6 +77,17 @@ def runner(addon):
 
 
 @pytest.fixture
+def window_runner(addon, monkeypatch):
+    """The job runner in window mode (the operator returns; the test drives the timer)."""
+    runner = addon.operators.runner
+    monkeypatch.setattr(runner, "FORCE_ASYNC", True)
+    yield runner
+    runner.cancel_all()
+    if bpy.app.timers.is_registered(runner.tick):
+        bpy.app.timers.unregister(runner.tick)
+
+
+@pytest.fixture
 def blend(addon, tmp_path):
     """A fresh, saved .blend (so `//` paths resolve to tmp_path) with a sequence editor."""
     runner = addon.operators.runner

@@ -14,13 +14,8 @@ pytestmark = pytest.mark.lts
 
 
 @pytest.fixture
-def runner(addon, monkeypatch):
-    runner = addon.operators.runner
-    monkeypatch.setattr(runner, "FORCE_ASYNC", True)
-    yield runner
-    runner.cancel_all()
-    if bpy.app.timers.is_registered(runner.tick):
-        bpy.app.timers.unregister(runner.tick)
+def runner(window_runner):
+    return window_runner
 
 
 @pytest.fixture

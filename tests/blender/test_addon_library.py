@@ -6,6 +6,8 @@ import os
 import shutil
 
 import bpy
+import cv2
+import numpy as np
 import pytest
 
 import bl_helpers
@@ -95,3 +97,38 @@ def test_thumbnails_and_the_style_picker(library, style, addon, blend):
     settings.style = style
     assert settings.style_name == style
     assert addon.ui.props.current_style_name(settings) == style
+
+
+SHIPPED = ("Sepia", "Starry_Night")
+
+
+def test_shipped_styles_are_listed_read_only_and_apply(library, blend, media, addon):
+    bpy.ops.sequencer.gan_style_library_refresh()
+    items = listed()
+    for name in SHIPPED:
+        assert name in items and items[name].builtin and not items[name].error
+        assert items[name].path.startswith(addon.operators.storage.BUILTIN_STYLES_DIR)
+        with pytest.raises(RuntimeError, match="ships with the extension"):
+            bpy.ops.sequencer.gan_style_library_remove(name=name)
+        with pytest.raises(RuntimeError, match="ships with the extension"):
+            bpy.ops.sequencer.gan_style_library_rename(name=name, new_name="mine")
+        assert os.path.isfile(items[name].path)
+
+    strip = bl_helpers.add_images(blend, media.images[:2], "Shot", channel=1, frame_start=1)
+    bl_helpers.select_only(blend, strip)
+    assert bpy.ops.sequencer.gan_style_apply(style="Starry_Night") == {'FINISHED'}
+    styled = [s for s in bl_helpers.strips_all(blend) if s.name != "Shot"]
+    assert len(styled) == 1 and len(bl_helpers.strip_files(styled[0])) == 2
+    source = cv2.imread(media.images[0])
+    result = cv2.imread(bl_helpers.strip_files(styled[0])[0])
+    assert result.shape == source.shape
+    assert np.abs(result.astype(int) - source).mean() > 5  # the style changed the picture
+
+
+def test_a_library_style_of_the_same_name_takes_precedence(library, style, addon):
+    own = os.path.join(library, "Starry_Night.ganstyle")
+    shutil.copy(os.path.join(library, style + ".ganstyle"), own)
+    bpy.ops.sequencer.gan_style_library_refresh()
+    item = listed()["Starry_Night"]
+    assert item.path == own and not item.builtin
+    assert addon.operators.library.resolve_style(library, "Starry_Night") == own

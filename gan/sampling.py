@@ -1,0 +1,273 @@
+"""What training looks at: random crops and pixels of footage and style frames, painted keyframe
+pairs, and consecutive footage frames with their optical flow.
+
+Everything is sampled with random access from small bounded sets of decoded frames, so that
+training never holds a whole clip in memory and a seek + decode is paid only now and then.
+Images here are uint8 NHWC numpy arrays; train.py turns them into tensors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from .flow import flow_to_previous
+from .frames import FrameSourceError, open_frames
+from .protocol import KeyframeSpec, Reporter, SourceSpec, UserError
+
+CONTENT_SCALE = (0.8, 1.0)  # footage crops: close to the scale the style will be applied at
+FEW_FRAMES = 8  # a style with fewer frames than this (a painting) is sampled at more scales
+
+
+class FramePool:
+    """A bounded random sample of decoded frames from several sources, slowly renewed.
+
+    Reading a random frame of a video means a seek and a decode; keeping a few dozen decoded
+    frames and replacing one every few steps makes that cost negligible while every frame
+    of the sources still gets its turn. Frames that turn out unreadable (a video whose
+    reported frame count is too high) are dropped with a log line, not fatal.
+    """
+
+    def __init__(self, specs: list[SourceSpec], rng: np.random.Generator, reporter: Reporter,
+                 role: str, capacity: int = 32, max_bytes: int = 384 << 20):
+        self.rng = rng
+        self.reporter = reporter
+        self.role = role
+        self.sources = []
+        try:
+            for spec in specs:
+                self.sources.append(open_frames(spec.path, spec.frames))
+        except BaseException:
+            self.close()
+            raise
+        self.entries = [(s, i) for s, source in enumerate(self.sources)
+                        for i in dict.fromkeys(source.indices)]
+        if not self.entries:
+            raise UserError(f"the {role} sources have no frames")
+        width, height = self.sources[0].size
+        frame_bytes = max(width * height * 3, 1)
+        self.capacity = max(1, min(capacity, len(self.entries), max_bytes // frame_bytes))
+        self.frames: list[np.ndarray] = []
+        self._order = np.empty(0, np.int64)  # a shuffled pass over the entries
+        self._cursor = 0
+        self._warned = False
+        while len(self.frames) < self.capacity:
+            frame = self._next_frame()
+            if frame is None:
+                break
+            self.frames.append(frame)
+        if not self.frames:
+            raise UserError(f"none of the {role} frames could be read")
+
+    def _next_frame(self) -> np.ndarray | None:
+        """The next readable frame of a shuffled pass over all entries (then a new pass)."""
+        while self.entries:
+            if self._cursor >= len(self._order):
+                self._order = self.rng.permutation(len(self.entries))
+                self._cursor = 0
+            position = self._order[self._cursor]
+            self._cursor += 1
+            source, index = self.entries[position]
+            try:
+                return self.sources[source].read(index)
+            except FrameSourceError as exc:
+                if not self._warned:  # once: a short video may have hundreds of such indices
+                    self._warned = True
+                    self.reporter.emit("log", message=f"skipping unreadable {self.role} frames: {exc}")
+                self.entries.pop(position)
+                self._cursor = len(self._order)  # positions moved: start a new pass
+        return None
+
+    def refresh(self) -> None:
+        """Replace one pooled frame by a new one (no-op when the pool holds every frame)."""
+        if len(self.entries) <= len(self.frames):
+            return
+        frame = self._next_frame()
+        if frame is not None:
+            self.frames[self.rng.integers(len(self.frames))] = frame
+
+    def crops(self, count: int, size: int, scale: tuple[float, float]) -> np.ndarray:
+        """`count` random size x size crops (uint8 NHWC), each taken from a window of
+        size / s pixels with s log-uniform in `scale` (multi-scale), randomly mirrored."""
+        out = np.empty((count, size, size, 3), np.uint8)
+        for n in range(count):
+            frame = self.frames[self.rng.integers(len(self.frames))]
+            y, x, side = random_window(self.rng, *frame.shape[:2], size, scale)
+            crop = resized(frame[y:y + side, x:x + side], size)
+            out[n] = crop[:, ::-1] if self.rng.random() < 0.5 else crop
+        return out
+
+    def pixels(self, count: int) -> np.ndarray:
+        """`count` random pixel colours (uint8, (count, 3)) from the pooled frames."""
+        picks = self.rng.integers(len(self.frames), size=count)
+        out = np.empty((count, 3), np.uint8)
+        for f in np.unique(picks):
+            frame = self.frames[f]
+            where = picks == f
+            ys = self.rng.integers(frame.shape[0], size=int(where.sum()))
+            xs = self.rng.integers(frame.shape[1], size=int(where.sum()))
+            out[where] = frame[ys, xs]
+        return out
+
+    def close(self) -> None:
+        for source in self.sources:
+            source.close()
+
+
+def random_window(rng: np.random.Generator, height: int, width: int, size: int,
+                  scale: tuple[float, float]) -> tuple[int, int, int]:
+    """(y, x, side) of a square window that will be resized to `size` pixels, its scale s
+    log-uniform in `scale` (side = size / s, at most the frame)."""
+    s = math.exp(rng.uniform(math.log(scale[0]), math.log(scale[1])))
+    side = int(round(min(size / s, height, width)))
+    return int(rng.integers(height - side + 1)), int(rng.integers(width - side + 1)), side
+
+
+def resized(crop: np.ndarray, size: int) -> np.ndarray:
+    if crop.shape[0] == size:
+        return crop
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if crop.shape[0] > size
+                      else cv2.INTER_LINEAR)
+
+
+def style_scale_range(style: FramePool, content_size: tuple[int, int]) -> tuple[float, float]:
+    """Style crops are seen at the footage's scale (short sides matched), so brush strokes keep
+    their size relative to the picture, with the footage's jitter. A style of a few frames (a
+    single painting) is sampled over a wide range of scales, from half to one and a half times
+    that: one image then offers thousands of different patches, and strokes of every size."""
+    base = min(content_size) / max(min(style.sources[0].size), 1)
+    base = min(max(base, 0.25), 4.0)
+    if len(style.entries) < FEW_FRAMES:
+        return (base * 0.5, base * 1.5)
+    return (base * CONTENT_SCALE[0], base * CONTENT_SCALE[1])
+
+
+class KeyframePairs:
+    """Painted keyframes in memory: each footage frame with its painted version, same size."""
+
+    def __init__(self, specs: list[KeyframeSpec], rng: np.random.Generator):
+        self.rng = rng
+        self.inputs: list[np.ndarray] = []
+        self.targets: list[np.ndarray] = []
+        for spec in specs:
+            try:
+                with open_frames(spec.footage, [spec.frame]) as source:
+                    frame = source.read(spec.frame)
+                with open_frames(spec.painted) as source:
+                    painted = source.read(source.indices[0])
+            except UserError as exc:
+                raise UserError(f"keyframe {spec.painted}: {exc}") from None
+            self.inputs.append(frame)
+            self.targets.append(self._fit(painted, frame, spec))
+
+    @staticmethod
+    def _fit(painted: np.ndarray, frame: np.ndarray, spec: KeyframeSpec) -> np.ndarray:
+        """The painted image at the footage frame's size; a different shape is refused (the
+        pixels would not line up)."""
+        height, width = frame.shape[:2]
+        p_height, p_width = painted.shape[:2]
+        if (p_height, p_width) == (height, width):
+            return painted
+        if abs(p_width / p_height - width / height) > 0.01:
+            raise UserError(f"keyframe {spec.painted} is {p_width}x{p_height} but frame "
+                            f"{spec.frame} of its footage is {width}x{height}: paint over the "
+                            "exported frame without cropping it")
+        return cv2.resize(painted, (width, height),
+                          interpolation=cv2.INTER_AREA if p_width > width else cv2.INTER_CUBIC)
+
+    def crops(self, count: int, size: int, scale: tuple[float, float]
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """`count` aligned (footage, painted) crop pairs, same window and mirroring."""
+        inputs = np.empty((count, size, size, 3), np.uint8)
+        targets = np.empty_like(inputs)
+        for n in range(count):
+            k = self.rng.integers(len(self.inputs))
+            y, x, side = random_window(self.rng, *self.inputs[k].shape[:2], size, scale)
+            flip = self.rng.random() < 0.5
+            for out, image in ((inputs, self.inputs[k]), (targets, self.targets[k])):
+                crop = resized(image[y:y + side, x:x + side], size)
+                out[n] = crop[:, ::-1] if flip else crop
+        return inputs, targets
+
+    def pixels(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """`count` random pixel positions: footage colours and the painted colours there."""
+        picks = self.rng.integers(len(self.inputs), size=count)
+        inputs = np.empty((count, 3), np.uint8)
+        targets = np.empty_like(inputs)
+        for k in np.unique(picks):
+            where = picks == k
+            height, width = self.inputs[k].shape[:2]
+            ys = self.rng.integers(height, size=int(where.sum()))
+            xs = self.rng.integers(width, size=int(where.sum()))
+            inputs[where] = self.inputs[k][ys, xs]
+            targets[where] = self.targets[k][ys, xs]
+        return inputs, targets
+
+
+class MotionPairs:
+    """Consecutive footage frames (t-1, t) with the flow from t to t-1 and its occlusion mask:
+    what the temporal term needs. A few pairs are held and one is renewed now and then (the
+    flow of a pair costs ~0.1 s at SD size)."""
+
+    def __init__(self, pool: FramePool, rng: np.random.Generator, capacity: int = 4):
+        self.pool = pool
+        self.rng = rng
+        self.candidates = []  # (source, index) whose previous frame is in the same source
+        for s, source in enumerate(pool.sources):
+            present = set(source.indices)
+            self.candidates += [(s, i) for i in dict.fromkeys(source.indices) if i - 1 in present]
+        self.pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        for _ in range(min(capacity, len(self.candidates))):
+            pair = self._load()
+            if pair is None:
+                break
+            self.pairs.append(pair)
+
+    def __bool__(self) -> bool:
+        return bool(self.pairs)
+
+    def _load(self):
+        while self.candidates:
+            position = int(self.rng.integers(len(self.candidates)))
+            source, index = self.candidates[position]
+            try:
+                frame = self.pool.sources[source].read(index)
+                previous = self.pool.sources[source].read(index - 1)
+            except FrameSourceError:
+                self.candidates.pop(position)
+                continue
+            if frame.shape != previous.shape:
+                self.candidates.pop(position)
+                continue
+            flow, mask = flow_to_previous(frame, previous)
+            return frame, previous, flow, mask
+        return None
+
+    def refresh(self) -> None:
+        pair = self._load()
+        if pair is not None:
+            self.pairs[self.rng.integers(len(self.pairs))] = pair
+
+    def crops(self, count: int, size: int):
+        """`count` aligned crops: frames t and t-1 (uint8 NHWC), flow t -> t-1 in crop pixels
+        (N, size, size, 2) and the mask (N, size, size) of pixels whose flow is trusted and
+        stays inside the crop."""
+        frames = np.empty((count, size, size, 3), np.uint8)
+        previous = np.empty_like(frames)
+        flows = np.empty((count, size, size, 2), np.float32)
+        masks = np.empty((count, size, size), np.float32)
+        grid_x, grid_y = np.meshgrid(np.arange(size, dtype=np.float32),
+                                     np.arange(size, dtype=np.float32))
+        for n in range(count):
+            frame, prev, flow, mask = self.pairs[self.rng.integers(len(self.pairs))]
+            y, x, side = random_window(self.rng, *frame.shape[:2], size, CONTENT_SCALE)
+            window = np.s_[y:y + side, x:x + side]
+            frames[n] = resized(frame[window], size)
+            previous[n] = resized(prev[window], size)
+            flows[n] = cv2.resize(flow[window], (size, size)) * (size / side)
+            target_x, target_y = grid_x + flows[n, ..., 0], grid_y + flows[n, ..., 1]
+            inside = (target_x >= 0) & (target_x <= size - 1) & (target_y >= 0) & (target_y <= size - 1)
+            masks[n] = resized(mask[window], size) * inside
+        return frames, previous, flows, masks
