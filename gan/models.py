@@ -223,9 +223,12 @@ def build_generator(arch: dict[str, Any]) -> Generator:
     if not isinstance(arch, dict) or arch.get("type") != ARCH_TYPE:
         raise UserError(f"unsupported model type {arch.get('type') if isinstance(arch, dict) else arch!r}"
                         f" (this version reads {ARCH_TYPE!r})")
-    if int(arch.get("version", 0)) > ARCH_VERSION:
+    version = arch.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise UserError("bad model description: version must be an integer")
+    if version > ARCH_VERSION:
         raise UserError(f"the model needs a newer version of this add-on (model version "
-                        f"{arch.get('version')}, supported {ARCH_VERSION})")
+                        f"{version}, supported {ARCH_VERSION})")
     limits = {"ngf": (4, 256), "blocks": (1, 32), "downsamplings": (1, 4), "colour_hidden": (4, 256)}
     for key, (low, high) in limits.items():
         value = arch.get(key)
@@ -319,8 +322,10 @@ def load_generator(style_path: str, device: torch.device, dtype: torch.dtype):
     from .stylefile import StyleFileError, load_style
 
     info, tensors = load_style(style_path)
-    gen = build_generator(info.arch)
-    expected = gen.state_dict()
+    # The description is checked against the file's tensors on the meta device first (no
+    # memory): a hostile file could describe a model of tens of GB with a few bytes.
+    with torch.device("meta"):
+        expected = build_generator(info.arch).state_dict()
     weights = {k: v for k, v in tensors.items() if k in expected}
     missing = sorted(set(expected) - set(weights))
     if missing:
@@ -329,5 +334,6 @@ def load_generator(style_path: str, device: torch.device, dtype: torch.dtype):
         if tuple(value.shape) != tuple(expected[name].shape):
             raise StyleFileError(f"{style_path}: weight {name} has shape {tuple(value.shape)}, "
                                  f"the model needs {tuple(expected[name].shape)}")
+    gen = build_generator(info.arch)
     gen.load_state_dict({k: v.float() for k, v in weights.items()})
     return prepare_for_inference(gen, device, dtype), info

@@ -28,6 +28,7 @@ import datetime
 import json
 import math
 import os
+import tempfile
 import time
 from typing import Any
 
@@ -128,7 +129,8 @@ def load_checkpoint(path: str) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # damaged or foreign file
-        raise UserError(f"cannot resume: {path} is not a usable checkpoint ({exc})") from None
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]  # torch adds pages
+        raise UserError(f"cannot resume: {path} is not a usable checkpoint ({reason})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"cannot resume: {path} is not a checkpoint of this add-on")
     if state.get("version", 0) > CHECKPOINT_VERSION:
@@ -254,6 +256,12 @@ class Trainer:
         out_dir = os.path.dirname(os.path.abspath(job.out))
         if not os.path.isdir(out_dir):
             raise UserError(f"the folder for the style file does not exist: {out_dir}")
+        try:  # found now, not after the training: a read-only or full folder
+            with tempfile.TemporaryFile(dir=out_dir):
+                pass
+        except OSError as exc:
+            raise UserError(f"cannot write the style file into {out_dir}: "
+                            f"{exc.strerror or exc}") from None
         has_checkpoint = os.path.isfile(self.checkpoint_path)
         if job.resume:
             if not has_checkpoint:

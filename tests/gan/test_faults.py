@@ -24,9 +24,10 @@ import time
 import numpy as np
 import pytest
 
-from gan.protocol import SourceSpec, StylizeJob, TrainJob, job_to_dict, parse_event
+from gan.protocol import (CancelToken, Reporter, SourceSpec, StylizeJob, TrainJob, UserError,
+                          job_to_dict, parse_event)
 from gan.stylefile import load_style
-from gan.train import CHECKPOINT_NAME, load_checkpoint
+from gan.train import CHECKPOINT_NAME, load_checkpoint, train
 from test_inputs import (ROOT, WORKER_ENV, assert_failed_cleanly, assert_one_line,
                          check_output_folder, digest, picture, read_image, run_worker,
                          save_tiny_model, start_worker, write_clip, write_image)
@@ -385,3 +386,21 @@ def _alive(pid):
             return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+class Silent(Reporter):
+    def emit(self, event, **fields):
+        pass
+
+
+def test_unwritable_style_folder_is_refused_before_training(clips, tmp_path):
+    seen = 0
+    for folder, words in unwritable_folders(tmp_path):
+        seen += 1
+        work = tmp_path / f"work{seen}"
+        job = train_job(clips, os.path.join(folder, "style.ganstyle"), work_dir=str(work))
+        with pytest.raises(UserError) as caught:
+            train(job, Silent(), CancelToken())
+        assert any(word in str(caught.value) for word in words), str(caught.value)
+        assert not work.exists()  # refused before any training
+    assert seen >= 1

@@ -389,12 +389,10 @@ def test_fuzz_bytes_only_user_errors(valid, fuzz_path, data):
     _check(fuzz_path, bytes(damaged[:cut]))
 
 
-# Architecture fields that models.build_generator validates; 'version' and 'detail_sigma' are
-# not validated there yet (a non-number raises ValueError/TypeError, a huge sigma allocates
-# gigabytes), and only one field is changed per example (ngf, blocks and downsamplings at
-# their maxima together build a ~60 GB model before the weights are compared). Both are
-# reported to the owner of gan/models.py.
-ARCH_FIELDS = ["type", "ngf", "blocks", "downsamplings", "colour_hidden", "preset", "extra"]
+# Every architecture field models.build_generator validates (the description is checked against
+# the file's tensors on the meta device before anything is allocated).
+ARCH_FIELDS = ["type", "version", "ngf", "blocks", "downsamplings", "colour_hidden",
+               "detail_sigma", "detail_gain", "preset", "extra"]
 
 
 @FUZZ
@@ -433,3 +431,19 @@ def test_fuzz_header_only_user_errors(valid, fuzz_path, data):
     else:
         header[data.draw(st.text(max_size=8))] = value
     _check(fuzz_path, join(header, block))
+
+
+def test_a_huge_described_model_is_refused_before_it_is_built(valid, tmp_path):
+    """ngf, blocks and downsamplings at their maxima describe a ~60 GB model: refused by the
+    shape check, within a 1 GB address-space limit."""
+    _, original = valid
+    header, block = split(original)
+    arch = json.loads(header["__metadata__"]["arch"])
+    arch.update(ngf=256, blocks=32, downsamplings=4, colour_hidden=256, detail_sigma=32)
+    header["__metadata__"]["arch"] = json.dumps(arch)
+    path = tmp_path / "huge_arch.ganstyle"
+    path.write_bytes(join(header, block))
+    with memory_limit(1 << 30), time_limit(20):
+        with pytest.raises(StyleFileError) as caught:
+            models.load_generator(str(path), torch.device("cpu"), torch.float32)
+    assert_one_line(str(caught.value))
