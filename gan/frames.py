@@ -11,6 +11,7 @@ indices; a still image gives the same picture for any index.
 
 from __future__ import annotations
 
+import abc
 import math
 import os
 import re
@@ -126,7 +127,7 @@ def is_image_file(path: str) -> bool:
 
 # -- sources --------------------------------------------------------------------------------------
 
-class FrameSource:
+class FrameSource(abc.ABC):
     """Frames `indices` of one source, streamed in that order.
 
     `count`: frames in the source (for a video, OpenCV's figure; -1 when it gives none);
@@ -160,8 +161,9 @@ class FrameSource:
                 f"{self.path}: frame {index} does not exist (the source has {self.count} frames, "
                 f"numbered 0-{self.count - 1})")
 
+    @abc.abstractmethod
     def _load(self, index: int) -> np.ndarray:
-        raise NotImplementedError
+        """Decode frame `index` (already checked to exist) as RGB uint8."""
 
     def __len__(self) -> int:
         return len(self.indices)

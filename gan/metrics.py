@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
-from .flow import occlusion_mask, optical_flow, warp
+from .flow import trusted_flow, warp
 
 
 def _unit(image: np.ndarray) -> np.ndarray:
@@ -86,10 +86,8 @@ def warping_error(outputs: Iterable[np.ndarray], inputs: Sequence[np.ndarray] | 
     for out, inp in zip(outputs, inputs):
         out, inp = _unit(out), _uint8(inp)
         if prev_out is not None:
-            flow_fw = optical_flow(prev_in, inp)
-            flow_bw = optical_flow(inp, prev_in)
-            mask = occlusion_mask(flow_fw, flow_bw)
-            warped = warp(out.astype(np.float32), flow_fw)
+            flow, mask = trusted_flow(prev_in, inp)
+            warped = warp(out.astype(np.float32), flow)
             squared = ((prev_out - warped) ** 2).mean(-1)
             errors.append(float((mask * squared).sum() / max(float(mask.sum()), 1.0)))
         prev_out, prev_in = out, inp

@@ -13,7 +13,7 @@ import math
 import cv2
 import numpy as np
 
-from .flow import flow_to_previous
+from .flow import trusted_flow
 from .frames import FrameSourceError, open_frames
 from .protocol import KeyframeSpec, Reporter, SourceSpec, UserError
 
@@ -241,7 +241,7 @@ class MotionPairs:
             if frame.shape != previous.shape:
                 self.candidates.pop(position)
                 continue
-            flow, mask = flow_to_previous(frame, previous)
+            flow, mask = trusted_flow(frame, previous)
             return frame, previous, flow, mask
         return None
 

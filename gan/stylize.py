@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from . import frames as frames_mod
 from .fileio import atomic_write
-from .flow import flow_to_previous, warp
+from .flow import trusted_flow, warp
 from .protocol import CancelledError, CancelToken, ProgressMeter, Reporter, StylizeJob, UserError
 
 # OpenCV's own PNG default, spelled out because it is a deliberate choice: zlib level 1 with the
@@ -511,7 +511,7 @@ class Stabilizer:
 
     def __call__(self, frame: np.ndarray, styled: np.ndarray) -> np.ndarray:
         if self.previous_input is not None and self.previous_input.shape == frame.shape:
-            flow, trusted = flow_to_previous(frame, self.previous_input, STABILIZE_FLOW_SIDE)
+            flow, trusted = trusted_flow(frame, self.previous_input, STABILIZE_FLOW_SIDE)
             input_change = np.abs(warp(self.previous_input, flow).astype(np.float32)
                                   - frame).max(-1)
             trusted = trusted * (input_change < STABILIZE_INPUT_TOLERANCE)

@@ -46,15 +46,10 @@ def fit(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image, (TILE_WIDTH, height), interpolation=cv2.INTER_AREA)
 
 
-class Silent(Reporter):
-    def emit(self, event: str, **fields) -> None:
-        pass
-
-
 def stylized(style: str, clip: str, index: int, work: str) -> np.ndarray:
     out = tempfile.mkdtemp(dir=work)
     [path] = stylize(StylizeJob(model=style, input=SourceSpec(clip, [index]), output=out),
-                     Silent(), CancelToken())
+                     Reporter(), CancelToken())
     return cv2.imread(path)
 
 

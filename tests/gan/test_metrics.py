@@ -7,7 +7,8 @@ import torch
 
 from gan import losses
 from gan.colour import LabStats, reinhard_transfer
-from gan.metrics import gap_closure, occlusion_mask, psnr, ssim, warping_error
+from gan.flow import occlusion_mask
+from gan.metrics import gap_closure, psnr, ssim, warping_error
 
 
 def scene(shift=0, size=(96, 128), seed=0):

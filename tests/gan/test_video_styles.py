@@ -10,7 +10,7 @@ import torch
 
 from gan import models
 from gan.cli import main as cli_main
-from gan.flow import flow_to_previous, warp
+from gan.flow import trusted_flow, warp
 from gan.metrics import gap_closure, warping_error
 from gan.protocol import (CancelToken, KeyframeSpec, Reporter, SourceSpec, StylizeJob, TrainJob,
                           UserError, job_from_dict)
@@ -73,7 +73,7 @@ def pan(tmp_path_factory):
 def test_flow_brings_the_previous_frame_onto_the_current_one(pan):
     _, paths, _ = pan
     previous, frame = read_png(paths[4]), read_png(paths[5])
-    flow, mask = flow_to_previous(frame, previous)
+    flow, mask = trusted_flow(frame, previous)
     inner = np.s_[8:-8, 8:-8]
     assert np.median(flow[inner][..., 0]) == pytest.approx(2.0, abs=0.2)  # was 2 px to the right
     assert abs(np.median(flow[inner][..., 1])) < 0.2
