@@ -18,6 +18,9 @@ Each filter is learned in up to three ways (--ways), each with the same time bud
   unpaired     from the style clip f(C), with the temporal term (the product's default)
   no-temporal  the same without the temporal term: what the term costs and buys
   keyframes    from 3 painted keyframes only: f(A) at frames KEYFRAMES of A (few-shot, paired)
+The unpaired model is also applied with stabilization (--stabilize, default 0.7: what the
+Apply operator's "stabilize" does), so that "with the temporal terms" (training term and
+stabilization) can be compared with "without" (no-temporal, not stabilized).
 The warp column is the temporal warping error of the output divided by f(A)'s own.
 """
 
@@ -44,6 +47,7 @@ from gan.frames import open_frames  # noqa: E402
 from gan.metrics import gap_closure, psnr, ssim, warping_error  # noqa: E402
 from gan.protocol import (DEFAULT_TEMPORAL_WEIGHT, CancelToken, KeyframeSpec, Reporter,  # noqa: E402
                           SourceSpec, TrainJob)
+from gan.stylize import Stabilizer  # noqa: E402
 from gan.train import train  # noqa: E402
 
 SAMPLE_DIRS = [os.path.join(ROOT, ".cache", "samples"),
@@ -201,6 +205,10 @@ METHOD_NAMES = {"unpaired": "ours (draft)", "no-temporal": "ours, no temporal te
                 "keyframes": "ours from 3 keyframes"}
 
 
+def stabilized_name(args) -> str:
+    return f"ours + stabilize {args.stabilize:g}"
+
+
 def train_way(way: str, name: str, clip: str, style_paths: list[str], work: str, args):
     """Train the draft preset one way; returns (style file, steps, seconds)."""
     content = [SourceSpec(clip, list(CONTENT_FRAMES))]
@@ -240,11 +248,15 @@ def benchmark_filter(name: str, clip: str, work: str, args) -> list[dict]:
         out, steps, train_s = train_way(way, name, clip, style_paths, work, args)
         gen, _ = models.load_generator(out, device, dtype)
         training = {"steps": steps, "train_s": train_s}
+        outputs = run_generator(gen, held_out, device, dtype)
+        candidates[METHOD_NAMES[way]] = (outputs, training)
         if way == "unpaired":
             candidates["ours: colour path only"] = (
                 run_generator(ColourPathOnly(gen), held_out, device, dtype), {})
-        outputs = run_generator(gen, held_out, device, dtype)
-        candidates[METHOD_NAMES[way]] = (outputs, training)
+            if args.stabilize:
+                stabilizer = Stabilizer(args.stabilize)
+                candidates[stabilized_name(args)] = (
+                    [stabilizer(frame, out) for frame, out in zip(held_out, outputs)], {})
         if args.save_images:
             sample = np.hstack([held_out[-1], outputs[-1], targets[-1]])
             cv2.imwrite(os.path.join(work, f"{name}-{way}.png"),
@@ -278,10 +290,15 @@ def print_table(rows: list[dict], args, clip: str) -> None:
             print(f"{name}, {way}: GC {ours['gc']:.3f} {verdict} colour transfer {transfer:.3f}; "
                   f"warp ratio {ours['warp']:.2f}")
         if {"unpaired", "no-temporal"} <= set(args.ways):
-            with_term, without = by[(name, METHOD_NAMES["unpaired"])], by[(name, METHOD_NAMES["no-temporal"])]
-            print(f"{name}: the temporal term changes the warp ratio {without['warp']:.2f} -> "
-                  f"{with_term['warp']:.2f} ({with_term['warp'] / without['warp'] - 1:+.0%}) and "
-                  f"GC by {with_term['gc'] - without['gc']:+.3f}")
+            without = by[(name, METHOD_NAMES["no-temporal"])]
+            withs = [("the temporal term", by[(name, METHOD_NAMES["unpaired"])])]
+            if args.stabilize:
+                withs.append((f"the term and stabilize {args.stabilize:g}",
+                              by[(name, stabilized_name(args))]))
+            for what, with_terms in withs:
+                print(f"{name}: {what} changes the warp ratio {without['warp']:.2f} -> "
+                      f"{with_terms['warp']:.2f} ({with_terms['warp'] / without['warp'] - 1:+.0%})"
+                      f" and GC by {with_terms['gc'] - without['gc']:+.3f}")
 
 
 def main(argv=None) -> None:
@@ -293,6 +310,8 @@ def main(argv=None) -> None:
                         help=f"comma list from {', '.join(FILTERS)}")
     parser.add_argument("--ways", default=",".join(WAYS),
                         help=f"how the style is learned, comma list from {', '.join(WAYS)}")
+    parser.add_argument("--stabilize", type=float, default=0.7,
+                        help="stabilization strength for the extra stabilized row (0: no row)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--samples", help="folder with vtest.avi (default: .cache/samples)")
     parser.add_argument("--work", help="folder for style clips and models (default: a temp folder)")

@@ -8,6 +8,7 @@ depend on the weights), in one run and interleaved round by round so that other 
 machine hits every contender alike:
 - model alone: the inference stage of gan.stylize on frames already in memory;
 - end to end: gan.stylize.stylize() on a 1080p MJPG clip (decode + model + PNG encode);
+- stabilized: the same with stabilize=STABILIZE (flow-guided blending with the previous frame);
 - naive: a per-frame fp32 loop without channels_last, writing PNGs at OpenCV's defaults
   (in a fresh process, so it does not profit from the allocator tuning of gan.stylize).
 Then training steps/s of gan.train's Trainer.train_step, and the peak RSS of stylize() in a child
@@ -42,6 +43,7 @@ from gan.stylize import FrameStylizer, stylize  # noqa: E402
 
 TARGET_MODEL_RATIO = 0.85
 TARGET_NAIVE_RATIO = 3.0
+STABILIZE = 0.7
 
 
 # -- inputs ---------------------------------------------------------------------------------------
@@ -99,9 +101,10 @@ def model_alone(stylizer: FrameStylizer, images: list[np.ndarray]) -> float:
     return time.perf_counter() - began
 
 
-def end_to_end(style: str, clip: str, output: str) -> float:
+def end_to_end(style: str, clip: str, output: str, stabilize: float = 0.0) -> float:
     clock = StartClock()
-    stylize(StylizeJob(model=style, input=SourceSpec(clip), output=output), clock, CancelToken())
+    stylize(StylizeJob(model=style, input=SourceSpec(clip), output=output, stabilize=stabilize),
+            clock, CancelToken())
     return time.perf_counter() - clock.started
 
 
@@ -227,11 +230,13 @@ def main(argv: list[str] | None = None) -> int:
             stylizer = FrameStylizer.from_job(StylizeJob(model=style, input=SourceSpec(clip),
                                                          output=tmp))
             stylizer(images[:1])  # warm-up: first-call allocations are not throughput
-            timing = {"model": [], "e2e": [], "naive": []}
+            timing = {"model": [], "e2e": [], "stabilized": [], "naive": []}
             for round_ in range(args.rounds):
                 timing["model"].append(args.frames / model_alone(stylizer, images))
                 timing["e2e"].append(args.frames / end_to_end(
                     style, clip, os.path.join(tmp, f"e2e-{preset}-{round_}")))
+                timing["stabilized"].append(args.frames / end_to_end(
+                    style, clip, os.path.join(tmp, f"stab-{preset}-{round_}"), STABILIZE))
                 timing["naive"].append(args.naive_frames / naive(
                     style, naive_clip, os.path.join(tmp, f"naive-{preset}-{round_}")))
                 print(f"  {preset} round {round_ + 1}: " + ", ".join(
@@ -260,11 +265,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{args.frames} frames, naive {args.naive_frames}; {device}, {dtype}, "
           f"torch threads {torch.get_num_threads()}, "
           f"{os.cpu_count()} CPUs)")
-    print(f"{'preset':<10}{'model alone':>12}{'end to end':>12}{'naive':>10}"
-          f"{'e2e/model':>11}{'e2e/naive':>11}")
+    print(f"{'preset':<10}{'model alone':>12}{'end to end':>12}{'stabilized':>12}{'naive':>10}"
+          f"{'e2e/model':>11}{'e2e/naive':>11}{'stab/e2e':>10}")
     for preset, fps, model_ratio, naive_ratio in rows:
-        print(f"{preset:<10}{fps['model']:>12.3f}{fps['e2e']:>12.3f}{fps['naive']:>10.3f}"
-              f"{model_ratio:>11.2f}{naive_ratio:>10.1f}x")
+        print(f"{preset:<10}{fps['model']:>12.3f}{fps['e2e']:>12.3f}{fps['stabilized']:>12.3f}"
+              f"{fps['naive']:>10.3f}{model_ratio:>11.2f}{naive_ratio:>10.1f}x"
+              f"{fps['stabilized'] / fps['e2e']:>10.2f}")
+    print(f"stabilized: end to end with stabilize={STABILIZE}")
     print(f"targets: e2e/model >= {TARGET_MODEL_RATIO}, e2e/naive >= {TARGET_NAIVE_RATIO:.0f}x")
     for preset, rate in train_rates.items():
         if rate is not None:

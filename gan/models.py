@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from .protocol import UserError
 
 ARCH_TYPE = "colour-resnet"
-ARCH_VERSION = 1
+ARCH_VERSION = 2  # 2: the full_band and detail_gain keys (models for painted keyframes)
 PRESETS: dict[str, dict[str, int]] = {
     "draft": {"ngf": 16, "blocks": 6},      # CPU minutes
     "standard": {"ngf": 32, "blocks": 6},
@@ -35,13 +35,21 @@ COLOUR_HIDDEN = 32
 DETAIL_SIGMA = 4.0  # the texture path adds detail finer than this (pixels); colours are global
 
 
-def generator_arch(preset: str) -> dict[str, Any]:
-    """The JSON description stored in a style file; build_generator(arch) rebuilds the model."""
+def generator_arch(preset: str, paired: bool = False) -> dict[str, Any]:
+    """The JSON description stored in a style file; build_generator(arch) rebuilds the model.
+
+    `paired` (painted keyframes): the residual may change colours region by region (the paired
+    loss anchors them) and the frame's own detail gets a gain. Only these models need version 2,
+    so that other style files still open in the versions before it.
+    """
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
-    return {"type": ARCH_TYPE, "version": ARCH_VERSION, "preset": preset,
-            **PRESETS[preset], "downsamplings": DOWNSAMPLINGS, "colour_hidden": COLOUR_HIDDEN,
+    arch = {"type": ARCH_TYPE, "version": 1, "preset": preset, **PRESETS[preset],
+            "downsamplings": DOWNSAMPLINGS, "colour_hidden": COLOUR_HIDDEN,
             "detail_sigma": DETAIL_SIGMA}
+    if paired:
+        arch.update(version=2, full_band=True, detail_gain=True)
+    return arch
 
 
 def _conv(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Conv2d:
@@ -132,11 +140,14 @@ class Generator(nn.Module):
             decoder += [Upsample(channels, channels // 2), nn.ReLU(inplace=True)]
             channels //= 2
         sigma = float(arch.get("detail_sigma", 0))
-        self.high_pass = HighPass(sigma) if sigma > 0 else nn.Identity()
+        self.high_pass = HighPass(sigma) if sigma > 0 else None
         # Detail gain: one more output channel scales the frame's own fine detail per pixel
         # (-1 flattens a region, >0 sharpens). Smoothing is what most painterly styles do, and
         # a decoder working from 1/4 resolution could not cancel pixel-fine texture itself.
         self.detail_gain = bool(arch.get("detail_gain")) and sigma > 0
+        # Full band: the decoder's residual is not high-passed, so it may change colours region
+        # by region too (painted keyframes, whose paired loss anchors the colours).
+        self.full_band = bool(arch.get("full_band")) or sigma <= 0
         decoder.append(_conv(channels, 4 if self.detail_gain else 3, 7))
         nn.init.zeros_(decoder[-1].weight)  # the texture path starts as "add nothing"
         nn.init.zeros_(decoder[-1].bias)
@@ -175,11 +186,9 @@ class Generator(nn.Module):
         for layer in self.encoder:
             h = layer(h)
         out = self.decoder(h)
+        residual = out[:, :3] if self.full_band else self.high_pass(out[:, :3])
         if self.detail_gain:
-            detail = self.high_pass(torch.cat([out[:, :3], c], 1))
-            residual = detail[:, :3] + out[:, 3:] * detail[:, 3:]
-        else:
-            residual = self.high_pass(out)
+            residual = residual + out[:, 3:] * self.high_pass(c)
         return residual[..., :height, :width]
 
     def unclamped(self, c: torch.Tensor) -> torch.Tensor:
@@ -237,8 +246,9 @@ def build_generator(arch: dict[str, Any]) -> Generator:
     sigma = arch.get("detail_sigma", 0)
     if not isinstance(sigma, (int, float)) or isinstance(sigma, bool) or not 0 <= sigma <= 32:
         raise UserError("bad model description: detail_sigma must be a number in 0-32")
-    if not isinstance(arch.get("detail_gain", False), bool):
-        raise UserError("bad model description: detail_gain must be true or false")
+    for flag in ("detail_gain", "full_band"):
+        if not isinstance(arch.get(flag, False), bool):
+            raise UserError(f"bad model description: {flag} must be true or false")
     return Generator(arch)
 
 

@@ -33,8 +33,25 @@ def test_arch_is_json_and_rebuilds():
         models.generator_arch("huge")
 
 
+def test_paired_arch_needs_version_2_and_starts_as_the_identity():
+    """Models for painted keyframes (full-band residual, detail gain) are version 2, so that an
+    older add-on refuses them instead of running them wrongly; other models stay version 1."""
+    assert models.generator_arch("draft")["version"] == 1
+    arch = models.generator_arch("draft", paired=True)
+    assert arch["version"] == 2 == models.ARCH_VERSION and arch["full_band"] and arch["detail_gain"]
+    gen = models.build_generator(arch).eval()
+    x = torch.rand(1, 3, 40, 52)
+    with torch.no_grad():
+        assert torch.allclose(gen(x), x, atol=1e-6)
+        gen.decoder[-1].bias.copy_(torch.tensor([0.1, 0.0, 0.0, -1.0]))
+        y = gen(x)
+    # the full-band residual shifts red everywhere; gain -1 removes the fine detail
+    assert torch.allclose(y[:, 0].mean(), (x[:, 0] + 0.1).clamp(0, 1).mean(), atol=0.02)
+    assert y[:, 1].std() < 0.5 * x[:, 1].std()
+
+
 @pytest.mark.parametrize("change", [{"type": "other"}, {"ngf": 100000}, {"blocks": "6"},
-                                    {"version": 99}])
+                                    {"version": 99}, {"full_band": 1}, {"detail_gain": "yes"}])
 def test_untrusted_arch_is_refused(change):
     with pytest.raises(UserError):
         models.build_generator({**models.generator_arch("draft"), **change})

@@ -11,7 +11,7 @@ import torch
 from gan import models
 from gan.metrics import gap_closure
 from gan.protocol import CancelledError, CancelToken, Reporter, SourceSpec, TrainJob, UserError
-from gan.stylefile import read_style_info
+from gan.stylefile import load_style, read_style_info
 from gan.train import CHECKPOINT_NAME, load_checkpoint, train
 
 SIZE = (80, 64)  # width, height
@@ -99,8 +99,9 @@ def test_style_file_round_trip(trained):
     assert info.meta["created"][:2] == "20" and info.thumbnail_png.startswith(b"\x89PNG")
     state = load_checkpoint(os.path.join(path + ".work", CHECKPOINT_NAME))
     assert state["step"] == 12
-    in_training = models.build_generator(info.arch)
-    in_training.load_state_dict(state["generator"])
+    in_training = models.build_generator(info.arch)  # the weights' average (see below)
+    in_training.load_state_dict({k[len("module."):]: v for k, v in state["ema"].items()
+                                 if k.startswith("module.")})
     loaded, _ = models.load_generator(path, torch.device("cpu"), torch.float32)
     x = torch.rand(1, 3, 48, 72)
     with torch.no_grad():
@@ -128,6 +129,19 @@ def test_checkpoint_holds_plain_data_only(trained):
     assert state["step"] == 12 and state["opt_g"]["state"]
 
 
+def test_style_file_holds_the_moving_average_of_the_weights(trained):
+    """The style is the average of the last steps' weights, not the last step's own."""
+    path, _ = trained
+    state = torch.load(os.path.join(path + ".work", CHECKPOINT_NAME), weights_only=True)
+    assert int(state["ema"]["n_averaged"]) == 12
+    averaged = {k[len("module."):]: v for k, v in state["ema"].items() if k.startswith("module.")}
+    weights = load_style(path)[1]
+    assert weights.keys() == state["generator"].keys()
+    last_layer = "decoder.4.weight"  # the texture path's output layer, which starts at zero
+    assert torch.equal(weights[last_layer], averaged[last_layer])
+    assert not torch.equal(weights[last_layer], state["generator"][last_layer])
+
+
 def test_cancel_saves_a_checkpoint_and_resume_continues(clips, tmp_path):
     out = tmp_path / "resumed.ganstyle"
     cancel = CancelToken()
@@ -148,6 +162,7 @@ def test_cancel_saves_a_checkpoint_and_resume_continues(clips, tmp_path):
     state = load_checkpoint(str(tmp_path / "resumed.ganstyle.work" / CHECKPOINT_NAME))
     assert state["step"] == 5
     assert int(state["opt_g"]["state"][0]["step"]) == 5  # optimizer state carried over
+    assert int(state["ema"]["n_averaged"]) == 5  # and the weights' average
 
 
 def test_still_image_style(clips, tmp_path):

@@ -231,7 +231,7 @@ def test_keyframes_alone_teach_a_style(keyframe_clip, tmp_path):
     losses = [f["losses"] for e, f in reporter.events if e == "progress"][-1]
     assert losses["keyframe"] > 0
     info = read_style_info(path)
-    assert info.meta["keyframes"] == 2 and info.arch["detail_sigma"] == 0
+    assert info.meta["keyframes"] == 2 and info.arch["full_band"] and info.arch["detail_gain"]
     gen, _ = models.load_generator(path, torch.device("cpu"), torch.float32)
     held_out = np.stack([decoded[i] for i in (5, 13)])  # not painted
     with torch.no_grad():
