@@ -49,25 +49,9 @@ def occlusion_mask(flow_fw: np.ndarray, flow_bw: np.ndarray) -> np.ndarray:
     return (valid & inside).astype(np.float32)
 
 
-def trusted_flow(frame: np.ndarray, other: np.ndarray, max_side: int | None = None,
+def trusted_flow(frame: np.ndarray, other: np.ndarray,
                  preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) -> tuple[np.ndarray, np.ndarray]:
     """Flow from `frame` to `other` and the mask of pixels it can be trusted on (occlusion
-    check), so that warp(anything_aligned_with_other, flow) lines it up with `frame`.
-
-    With `max_side`, the flow is measured on frames scaled down to that size (flow at 1080p
-    costs ~10x more and motion is smooth) and scaled back up.
-    """
-    height, width = frame.shape[:2]
-    scale = 1.0
-    if max_side and max(height, width) > max_side:
-        scale = max_side / max(height, width)
-        size = (max(8, round(width * scale)), max(8, round(height * scale)))
-        frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
-        other = cv2.resize(other, size, interpolation=cv2.INTER_AREA)
+    check), so that warp(anything_aligned_with_other, flow) lines it up with `frame`."""
     to_other = optical_flow(frame, other, preset)
-    mask = occlusion_mask(to_other, optical_flow(other, frame, preset))
-    if scale != 1.0:
-        to_other = cv2.resize(to_other, (width, height), interpolation=cv2.INTER_LINEAR)
-        to_other /= scale
-        mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
-    return to_other, mask
+    return to_other, occlusion_mask(to_other, optical_flow(other, frame, preset))
