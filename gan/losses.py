@@ -87,18 +87,3 @@ def colour_distribution_loss(out: torch.Tensor, style: torch.Tensor, samples: in
     pixels_style = style.permute(0, 2, 3, 1).reshape(-1, 3)
     return sliced_wasserstein(_sample_rows(pixels_out, samples), _sample_rows(pixels_style, samples),
                               projections=16)
-
-
-def patch_distribution_loss(out: torch.Tensor, style: torch.Tensor, size: int = 5, scales: int = 3,
-                            samples: int = 4096, projections: int = 64) -> torch.Tensor:
-    """SWD between small patches of `out` and `style` on an image pyramid: texture statistics
-    (smoothing, strokes, edges) without a pretrained network."""
-    total = 0.0
-    for level in range(scales):
-        if level:
-            out, style = F.avg_pool2d(out, 2), F.avg_pool2d(style, 2)
-        patches_out = F.unfold(out, size).transpose(1, 2).reshape(-1, 3 * size * size)
-        patches_style = F.unfold(style, size).transpose(1, 2).reshape(-1, 3 * size * size)
-        total = total + sliced_wasserstein(_sample_rows(patches_out, samples),
-                                           _sample_rows(patches_style, samples), projections)
-    return total / scales

@@ -107,7 +107,8 @@ def settings_for(job: TrainJob) -> Settings:
         # (measured on cv2.stylization from 3 keyframes: GC 0.17 with NCE and 2 keyframe crops
         # a step, 0.32 without NCE and a batch of keyframe crops, same 2 minutes).
         settings.nce_weight = settings.identity_weight = 0.0
-        settings.keyframe_crops = max(1, settings.batch - 1)  # one crop left for the temporal term
+        # one crop left for the temporal term, when it is on
+        settings.keyframe_crops = max(1, settings.batch - (1 if settings.temporal_weight > 0 else 0))
         if not job.style:
             # Keyframes alone: a paired problem. Without the adversarial term (a discriminator
             # that sees three pictures) stylization from 3 keyframes reached GC 0.477 instead of
