@@ -563,7 +563,8 @@ class Trainer:
         self.reporter.emit("checkpoint", path=self.checkpoint_path, step=self.step)
 
     def write_preview(self) -> None:
-        outputs = stylize_images(self.averaged_generator(), self.preview_inputs, self.device, self.autocast)
+        outputs = stylize_images(self.averaged_generator(), self.preview_inputs, self.device,
+                                 self.autocast)
         rows = [np.hstack([inp, out]) for inp, out in zip(self.preview_inputs, outputs)]
         path = os.path.join(self.work_dir, f"preview_{self.step:07d}.png")
         write_png(path, np.vstack(rows))
