@@ -94,22 +94,12 @@ class FramePool:
         out = np.empty((count, size, size, 3), np.uint8)
         for n in range(count):
             frame = self.frames[self.rng.integers(len(self.frames))]
-            y, x, side = random_window(self.rng, *frame.shape[:2], size, scale)
-            crop = resized(frame[y:y + side, x:x + side], size)
-            out[n] = crop[:, ::-1] if self.rng.random() < 0.5 else crop
+            out[n], = aligned_crops(self.rng, (frame,), size, scale)
         return out
 
     def pixels(self, count: int) -> np.ndarray:
         """`count` random pixel colours (uint8, (count, 3)) from the pooled frames."""
-        picks = self.rng.integers(len(self.frames), size=count)
-        out = np.empty((count, 3), np.uint8)
-        for f in np.unique(picks):
-            frame = self.frames[f]
-            where = picks == f
-            ys = self.rng.integers(frame.shape[0], size=int(where.sum()))
-            xs = self.rng.integers(frame.shape[1], size=int(where.sum()))
-            out[where] = frame[ys, xs]
-        return out
+        return aligned_pixels(self.rng, [(frame,) for frame in self.frames], count)[0]
 
     def close(self) -> None:
         for source in self.sources:
@@ -123,6 +113,32 @@ def random_window(rng: np.random.Generator, height: int, width: int, size: int,
     s = math.exp(rng.uniform(math.log(scale[0]), math.log(scale[1])))
     side = int(round(min(size / s, height, width)))
     return int(rng.integers(height - side + 1)), int(rng.integers(width - side + 1)), side
+
+
+def aligned_crops(rng: np.random.Generator, images: tuple[np.ndarray, ...], size: int,
+                  scale: tuple[float, float]) -> list[np.ndarray]:
+    """The same random window of each of `images` (same size), resized to size x size and
+    mirrored alike: a crop of a frame, or of a frame and its painted version."""
+    y, x, side = random_window(rng, *images[0].shape[:2], size, scale)
+    flip = rng.random() < 0.5
+    crops = [resized(image[y:y + side, x:x + side], size) for image in images]
+    return [crop[:, ::-1] if flip else crop for crop in crops]
+
+
+def aligned_pixels(rng: np.random.Generator, groups: list[tuple[np.ndarray, ...]], count: int
+                   ) -> list[np.ndarray]:
+    """`count` random pixel positions, each in a random group of same-size images: the colours
+    there in every image of the group (a list of uint8 (count, 3) arrays, one per image)."""
+    picks = rng.integers(len(groups), size=count)
+    outs = [np.empty((count, 3), np.uint8) for _ in groups[0]]
+    for g in np.unique(picks):
+        where = picks == g
+        height, width = groups[g][0].shape[:2]
+        ys = rng.integers(height, size=int(where.sum()))
+        xs = rng.integers(width, size=int(where.sum()))
+        for out, image in zip(outs, groups[g]):
+            out[where] = image[ys, xs]
+    return outs
 
 
 def resized(crop: np.ndarray, size: int) -> np.ndarray:
@@ -184,25 +200,13 @@ class KeyframePairs:
         targets = np.empty_like(inputs)
         for n in range(count):
             k = self.rng.integers(len(self.inputs))
-            y, x, side = random_window(self.rng, *self.inputs[k].shape[:2], size, scale)
-            flip = self.rng.random() < 0.5
-            for out, image in ((inputs, self.inputs[k]), (targets, self.targets[k])):
-                crop = resized(image[y:y + side, x:x + side], size)
-                out[n] = crop[:, ::-1] if flip else crop
+            inputs[n], targets[n] = aligned_crops(self.rng, (self.inputs[k], self.targets[k]),
+                                                  size, scale)
         return inputs, targets
 
     def pixels(self, count: int) -> tuple[np.ndarray, np.ndarray]:
         """`count` random pixel positions: footage colours and the painted colours there."""
-        picks = self.rng.integers(len(self.inputs), size=count)
-        inputs = np.empty((count, 3), np.uint8)
-        targets = np.empty_like(inputs)
-        for k in np.unique(picks):
-            where = picks == k
-            height, width = self.inputs[k].shape[:2]
-            ys = self.rng.integers(height, size=int(where.sum()))
-            xs = self.rng.integers(width, size=int(where.sum()))
-            inputs[where] = self.inputs[k][ys, xs]
-            targets[where] = self.targets[k][ys, xs]
+        inputs, targets = aligned_pixels(self.rng, list(zip(self.inputs, self.targets)), count)
         return inputs, targets
 
 

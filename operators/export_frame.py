@@ -17,7 +17,7 @@ import subprocess
 import bpy
 from bpy.props import BoolProperty, StringProperty
 
-from . import compat, deps, keyframes, storage, strip_source
+from . import compat, deps, keyframes, runner, storage, strip_source
 from .storage import ADDON_DIR
 
 EXPORT_TIMEOUT_S = 60.0
@@ -62,9 +62,7 @@ def export_source(scene, strip, timeline_frame: int) -> tuple[str, int]:
 
 def run_export(python: str, path: str | list[str], frame: int, out: str) -> str:
     """Run `<python> -m gan frame` (as the runner starts workers); returns the written file."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (ADDON_DIR, env.get("PYTHONPATH")) if p)
-    env["PYTHONIOENCODING"] = "utf-8"
+    env = runner.worker_environment()
     options = {}
     if os.name == "nt":
         options["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)

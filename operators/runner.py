@@ -52,6 +52,15 @@ class JobError(Exception):
     """A job that cannot start; the message is for the user."""
 
 
+def worker_environment() -> dict[str, str]:
+    """The environment of a worker Python: the add-on's folder on its path (for `-m gan`) and
+    UTF-8 pipes whatever the system's locale."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (ADDON_DIR, env.get("PYTHONPATH")) if p)
+    env["PYTHONIOENCODING"] = "utf-8"
+    return env
+
+
 # -- one worker process -------------------------------------------------------------------------
 
 class WorkerProcess:
@@ -60,10 +69,8 @@ class WorkerProcess:
     def __init__(self, python: str, job: dict, job_file: str):
         with open(job_file, "x", encoding="utf-8") as handle:
             json.dump(job, handle)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (ADDON_DIR, env.get("PYTHONPATH")) if p)
+        env = worker_environment()
         env["PYTHONUNBUFFERED"] = "1"
-        env["PYTHONIOENCODING"] = "utf-8"
         options: dict = {}
         if os.name == "posix":
             options["start_new_session"] = True  # Ctrl-C in Blender's terminal is Blender's
