@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from gan import frames, models, stylefile  # noqa: E402
+from gan.device import pick_device  # noqa: E402
 from gan.protocol import (CancelToken, Reporter, SourceSpec, StylizeJob,  # noqa: E402
                           TrainJob)
 from gan.stylize import FrameStylizer, stylize  # noqa: E402
@@ -101,24 +102,27 @@ def model_alone(stylizer: FrameStylizer, images: list[np.ndarray]) -> float:
     return time.perf_counter() - began
 
 
-def end_to_end(style: str, clip: str, output: str, stabilize: float = 0.0) -> float:
+def end_to_end(style: str, clip: str, output: str, stabilize: float = 0.0,
+               device: str = "auto") -> float:
     clock = StartClock()
-    stylize(StylizeJob(model=style, input=SourceSpec(clip), output=output, stabilize=stabilize),
-            clock, CancelToken())
+    stylize(StylizeJob(model=style, input=SourceSpec(clip), output=output, stabilize=stabilize,
+                       device=device), clock, CancelToken())
     return time.perf_counter() - clock.started
 
 
-def naive(style: str, clip: str, output: str) -> float:
+def naive(style: str, clip: str, output: str, device: str) -> float:
     """Seconds for the naive loop, in a fresh process (this one has tuned its allocator)."""
-    return _child(["--child-naive", style, clip, output])["seconds"]
+    return _child(["--child-naive", style, clip, output, "--device", device])["seconds"]
 
 
-def _naive_loop(style: str, clip: str, output: str) -> float:
-    """What a first attempt looks like: fp32, NCHW, one frame at a time, nothing overlapped."""
+def _naive_loop(style: str, clip: str, output: str, device_name: str) -> float:
+    """What a first attempt looks like: fp32, NCHW, one frame at a time, nothing overlapped
+    (on the same device as ours)."""
+    device = pick_device(device_name)
     info, tensors = stylefile.load_style(style)
     generator = models.build_generator(info.arch)
     generator.load_state_dict({k: v.float() for k, v in tensors.items()})
-    generator.eval()
+    generator.to(device).eval()
     os.makedirs(output)
     capture = cv2.VideoCapture(clip)
     began = time.perf_counter()
@@ -129,8 +133,8 @@ def _naive_loop(style: str, clip: str, output: str) -> float:
             break
         x = torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)[None]
         with torch.no_grad():
-            y = generator(x.float() / 255.0)
-        rgb = (y[0].permute(1, 2, 0) * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).numpy()
+            y = generator(x.to(device).float() / 255.0)
+        rgb = (y[0].permute(1, 2, 0) * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).cpu().numpy()
         cv2.imwrite(os.path.join(output, f"frame_{index:06d}.png"),
                     cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         index += 1
@@ -138,7 +142,7 @@ def _naive_loop(style: str, clip: str, output: str) -> float:
     return time.perf_counter() - began
 
 
-def training_rate(preset: str, steps: int, folder: str) -> float | None:
+def training_rate(preset: str, steps: int, folder: str, device: str) -> float | None:
     """Steady-state steps/s of gan.train's Trainer.train_step (after one warm-up step; the
     colour fit, previews and checkpoints of a real run are left out)."""
     try:
@@ -150,7 +154,7 @@ def training_rate(preset: str, steps: int, folder: str) -> float | None:
     style = make_clip(os.path.join(folder, f"style-{preset}.avi"), 24, (640, 360), seed=2)
     job = TrainJob(style=[SourceSpec(style)], content=[SourceSpec(content)],
                    out=os.path.join(folder, f"trained-{preset}.ganstyle"), preset=preset,
-                   steps=steps + 1, seed=0)
+                   steps=steps + 1, seed=0, device=device)
     trainer = Trainer(job, StartClock(), CancelToken())
     try:
         trainer.build(trainer.check_paths())
@@ -160,14 +164,16 @@ def training_rate(preset: str, steps: int, folder: str) -> float | None:
                 began = time.perf_counter()
             trainer.train_step()
             trainer.step += 1
+        if trainer.device.type == "cuda":
+            torch.cuda.synchronize()
         return steps / (time.perf_counter() - began)
     finally:
         trainer.close()
 
 
-def peak_rss_mb(style: str, clip: str, output: str) -> float:
+def peak_rss_mb(style: str, clip: str, output: str, device: str) -> float:
     """Peak resident memory of a fresh process that stylizes the clip."""
-    return _child(["--child-rss", style, clip, output])["peak_rss_mb"]
+    return _child(["--child-rss", style, clip, output, "--device", device])["peak_rss_mb"]
 
 
 def _child(args: list[str]) -> dict:
@@ -203,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="1920x1080")
     parser.add_argument("--train-steps", type=int, default=10, help="0 skips training")
     parser.add_argument("--train-presets", default="draft")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument("--memory-frames", type=int, default=6,
                         help="short clip for the memory check; the long one is 4x (0 skips)")
     for child in ("--child-rss", "--child-naive"):
@@ -210,11 +217,11 @@ def main(argv: list[str] | None = None) -> int:
                             help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_rss:
-        end_to_end(*args.child_rss)
+        end_to_end(*args.child_rss, device=args.device)
         print(json.dumps({"peak_rss_mb": round(_peak_rss_mb(), 1)}))
         return 0
     if args.child_naive:
-        print(json.dumps({"seconds": _naive_loop(*args.child_naive)}))
+        print(json.dumps({"seconds": _naive_loop(*args.child_naive, args.device)}))
         return 0
 
     size = tuple(int(v) for v in args.size.lower().split("x"))
@@ -228,17 +235,18 @@ def main(argv: list[str] | None = None) -> int:
         for preset in presets:
             style = make_style(tmp, preset)
             stylizer = FrameStylizer.from_job(StylizeJob(model=style, input=SourceSpec(clip),
-                                                         output=tmp))
+                                                         output=tmp, device=args.device))
             stylizer(images[:1])  # warm-up: first-call allocations are not throughput
             timing = {"model": [], "e2e": [], "stabilized": [], "naive": []}
             for round_ in range(args.rounds):
                 timing["model"].append(args.frames / model_alone(stylizer, images))
                 timing["e2e"].append(args.frames / end_to_end(
-                    style, clip, os.path.join(tmp, f"e2e-{preset}-{round_}")))
+                    style, clip, os.path.join(tmp, f"e2e-{preset}-{round_}"), device=args.device))
                 timing["stabilized"].append(args.frames / end_to_end(
-                    style, clip, os.path.join(tmp, f"stab-{preset}-{round_}"), STABILIZE))
+                    style, clip, os.path.join(tmp, f"stab-{preset}-{round_}"), STABILIZE,
+                    args.device))
                 timing["naive"].append(args.naive_frames / naive(
-                    style, naive_clip, os.path.join(tmp, f"naive-{preset}-{round_}")))
+                    style, naive_clip, os.path.join(tmp, f"naive-{preset}-{round_}"), args.device))
                 print(f"  {preset} round {round_ + 1}: " + ", ".join(
                     f"{k} {v[-1]:.3f} fps" for k, v in timing.items()), flush=True)
             fps = {k: statistics.median(v) for k, v in timing.items()}
@@ -250,15 +258,15 @@ def main(argv: list[str] | None = None) -> int:
         train_rates = {}
         if args.train_steps:
             for preset in (p for p in args.train_presets.split(",") if p):
-                train_rates[preset] = training_rate(preset, args.train_steps, tmp)
+                train_rates[preset] = training_rate(preset, args.train_steps, tmp, args.device)
 
         memory = None
         if args.memory_frames:
             style = os.path.join(tmp, f"{presets[0]}.ganstyle")
             short = make_clip(os.path.join(tmp, "short.avi"), args.memory_frames, size)
             long = make_clip(os.path.join(tmp, "long.avi"), 4 * args.memory_frames, size)
-            memory = (peak_rss_mb(style, short, os.path.join(tmp, "rss-short")),
-                      peak_rss_mb(style, long, os.path.join(tmp, "rss-long")))
+            memory = (peak_rss_mb(style, short, os.path.join(tmp, "rss-short"), args.device),
+                      peak_rss_mb(style, long, os.path.join(tmp, "rss-long"), args.device))
 
     print()
     print(f"Stylize {size[0]}x{size[1]}, frames/s (median of {args.rounds} interleaved rounds; "

@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "stdin). Events go to stdout as JSON lines. A line 'cancel' on stdin, "
                     "stdin closing, or SIGTERM asks the job to stop after saving its work.")
     worker.add_argument("job", metavar="JOB", help="job JSON file, or - for stdin")
+    worker.add_argument("--free-cores", type=int, default=1, metavar="N",
+                        help="CPU cores to leave to the program that started the worker "
+                             "(default 1: an interactive Blender; 0 when it only waits)")
     return parser
 
 
@@ -131,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _export_frame(args)
     if args.command == "worker":
         from .worker import run_worker
-        return run_worker(args.job)
+        return run_worker(args.job, free_cores=max(0, args.free_cores))
 
     reporter: Reporter = JsonLinesReporter(sys.stdout) if args.json else HumanReporter(sys.stderr)
     try:

@@ -29,10 +29,19 @@ def _grey(frame: np.ndarray) -> np.ndarray:
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Sample `image` at p + flow(p): with the flow from frame t to frame u, brings frame u's
     pixels back onto frame t."""
+    return remap(image, sampling_maps(flow))
+
+
+def sampling_maps(flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cv2.remap's maps of warp(): the point p + flow(p) each pixel p is sampled at."""
     h, w = flow.shape[:2]
     grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return cv2.remap(image, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_REPLICATE)
+    return grid_x + flow[..., 0], grid_y + flow[..., 1]
+
+
+def remap(image: np.ndarray, maps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """warp() with its maps made beforehand (they can be made on another thread)."""
+    return cv2.remap(image, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def occlusion_mask(flow_fw: np.ndarray, flow_bw: np.ndarray) -> np.ndarray:

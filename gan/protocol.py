@@ -305,6 +305,15 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def describe_device(start: dict[str, Any]) -> str:
+    """'cpu bfloat16, 2 threads' or 'cuda bfloat16', from a "start" event's fields."""
+    text = f"{start.get('device', '?')} {start.get('dtype', '?')}"
+    threads = start.get("threads")
+    if start.get("device") == "cpu" and isinstance(threads, int):
+        text += f", {threads} thread{'' if threads == 1 else 's'}"
+    return text
+
+
 class HumanReporter(Reporter):
     """Readable progress lines for a terminal or a farm log."""
 
@@ -315,8 +324,7 @@ class HumanReporter(Reporter):
     def emit(self, event: str, **f: Any) -> None:
         if event == "start":
             self._unit = "steps" if f.get("kind") == "train" else "frames"
-            text = (f"{f.get('kind')}: {f.get('total')} {self._unit} on {f.get('device', '?')}"
-                    f" ({f.get('dtype', '?')})")
+            text = f"{f.get('kind')}: {f.get('total')} {self._unit} on {describe_device(f)}"
         elif event == "progress":
             losses = f.get("losses") or {}
             loss_text = " ".join(f"{k}={v:.4f}" for k, v in losses.items()

@@ -8,7 +8,9 @@ bounded, so memory does not grow with the length of the clip.
 Each frame is stylized on its own (no state crosses frames), so stylizing frames 0-9 and 10-19
 separately, even on two machines of the same kind, gives the same files as 0-19 at once. The
 exception is the optional stabilization (`stabilize` > 0), which blends in the previous output
-moved by the optical flow: it starts afresh at the first frame of each run.
+moved by the optical flow: it starts afresh at the first frame of each run. Its motion is
+measured on motion threads while the model works on the same frames; only the final warp and
+blend run in the inference thread.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import device as device_mod
 from . import frames as frames_mod
 from .fileio import atomic_write
-from .flow import trusted_flow, warp
+from .flow import remap, sampling_maps, trusted_flow, warp
 from .protocol import CancelledError, CancelToken, ProgressMeter, Reporter, StylizeJob, UserError
 
 # OpenCV's own PNG default, spelled out because it is a deliberate choice: zlib level 1 with the
@@ -120,7 +123,6 @@ class FrameStylizer:
 
     @classmethod
     def from_job(cls, job: StylizeJob) -> "FrameStylizer":
-        from . import device as device_mod
         from . import models
         keep_freed_memory()
         device = device_mod.pick_device(job.device)
@@ -498,10 +500,18 @@ def stylize(job: StylizeJob, reporter: Reporter, cancel: CancelToken) -> list[st
             raise UserError(f"cannot create the output folder {job.output}: "
                             f"{exc.strerror or exc}") from None
         reporter.emit("start", kind="stylize", total=len(paths),
-                      device=str(model.device) if model else "none",
-                      dtype=str(model.dtype).replace("torch.", "") if model else "none")
+                      **(device_mod.start_fields(model.device, model.dtype) if model
+                         else {"device": "none", "dtype": "none"}))
         stabilizer = Stabilizer(job.stabilize) if model and job.stabilize > 0 else None
         return _run_pipeline(source, model, paths, job.format, reporter, cancel, stabilizer)
+
+
+@dataclass
+class Motion:
+    """How the previous output is carried onto a frame: where each pixel samples it (remap maps)
+    and how much of it is blended in (full size)."""
+    maps: tuple[np.ndarray, np.ndarray]
+    alpha: np.ndarray
 
 
 class Stabilizer:
@@ -511,33 +521,49 @@ class Stabilizer:
     Recursive, so the strength sets how long a detail persists; occlusions, new content and
     cuts are not blended. The motion is measured at STABILIZE_FLOW_SIDE: the full-size work is
     one warp and one blend.
+
+    `measure` depends on the input frames alone, so the pipeline runs it on other threads while
+    the model works; `blend` is the sequential rest. Calling the stabilizer does both.
     """
 
     def __init__(self, strength: float):
         self.strength = strength
-        self.previous_small: np.ndarray | None = None
+        self.previous_frame: np.ndarray | None = None
         self.previous_output: np.ndarray | None = None
 
-    def __call__(self, frame: np.ndarray, styled: np.ndarray) -> np.ndarray:
+    def measure(self, previous: np.ndarray | None, frame: np.ndarray) -> Motion | None:
+        """The motion from input `previous` to input `frame`; None where nothing is to be
+        blended (first frame, a new size, a cut)."""
+        if previous is None or previous.shape != frame.shape:
+            return None
         height, width = frame.shape[:2]
         scale = min(1.0, STABILIZE_FLOW_SIDE / max(height, width))
-        small = frame if scale == 1.0 else cv2.resize(
-            frame, (max(8, round(width * scale)), max(8, round(height * scale))),
-            interpolation=cv2.INTER_AREA)
-        previous = self.previous_small
-        if (previous is not None and previous.shape == small.shape
-                and self.previous_output.shape == styled.shape):
-            flow, trusted = trusted_flow(small, previous)
-            input_change = np.abs(warp(previous, flow).astype(np.float32) - small).max(-1)
-            if float((trusted * (input_change < STABILIZE_MATCH)).mean()) >= STABILIZE_CUT_MATCH:
-                alpha = self.strength * trusted * np.clip(1 - input_change / STABILIZE_FADE, 0, 1)
-                if scale != 1.0:
-                    flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR) / scale
-                    alpha = cv2.resize(alpha, (width, height), interpolation=cv2.INTER_LINEAR)
-                warped = warp(self.previous_output, flow)
-                styled = cv2.blendLinear(styled, warped, 1 - alpha, alpha)
-        self.previous_small, self.previous_output = small, styled
+        small, previous_small = (image if scale == 1.0 else cv2.resize(
+            image, (max(8, round(width * scale)), max(8, round(height * scale))),
+            interpolation=cv2.INTER_AREA) for image in (frame, previous))
+        flow, trusted = trusted_flow(small, previous_small)
+        input_change = cv2.absdiff(warp(previous_small, flow), small).max(-1).astype(np.float32)
+        if float((trusted * (input_change < STABILIZE_MATCH)).mean()) < STABILIZE_CUT_MATCH:
+            return None  # a cut
+        alpha = self.strength * trusted * np.clip(1 - input_change / STABILIZE_FADE, 0, 1)
+        if scale != 1.0:
+            flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR) / scale
+            alpha = cv2.resize(alpha, (width, height), interpolation=cv2.INTER_LINEAR)
+        return Motion(sampling_maps(flow), alpha)
+
+    def blend(self, styled: np.ndarray, motion: Motion | None) -> np.ndarray:
+        """Blend the previous output, carried by `motion`, into this frame's styled output."""
+        previous = self.previous_output
+        if motion is not None and previous is not None and previous.shape == styled.shape:
+            styled = cv2.blendLinear(styled, remap(previous, motion.maps), 1 - motion.alpha,
+                                     motion.alpha)
+        self.previous_output = styled
         return styled
+
+    def __call__(self, frame: np.ndarray, styled: np.ndarray) -> np.ndarray:
+        motion = self.measure(self.previous_frame, frame)
+        self.previous_frame = frame
+        return self.blend(styled, motion)
 
 
 def _run_pipeline(source: frames_mod.FrameSource, model: FrameStylizer | None, paths: list[str],
@@ -555,6 +581,10 @@ def _run_pipeline(source: frames_mod.FrameSource, model: FrameStylizer | None, p
     batches = _Batches(frames_q, (lambda image: model.plan(*image.shape[:2]).batch)
                        if model else (lambda image: 1))
     encoders = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="gan-encode")
+    # The stabilizer's motion depends on the input frames alone: measured while the model works.
+    motion_pool = (concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="gan-motion")
+                   if stabilizer is not None else None)
+    previous_frame: np.ndarray | None = None
     pending: collections.deque[tuple[concurrent.futures.Future, int]] = collections.deque()
     written: list[str] = []
     meter = ProgressMeter(len(paths))
@@ -580,9 +610,14 @@ def _run_pipeline(source: frames_mod.FrameSource, model: FrameStylizer | None, p
             images = batches.next()
             if not images:
                 break
-            for frame, image in zip(images, model(images) if model else images):
+            motions = []
+            if motion_pool is not None:
+                for frame in images:
+                    motions.append(motion_pool.submit(stabilizer.measure, previous_frame, frame))
+                    previous_frame = frame
+            for i, image in enumerate(model(images) if model else images):
                 if stabilizer is not None:
-                    image = stabilizer(frame, image)
+                    image = stabilizer.blend(image, motions[i].result())
                 collect(block_until=2 * workers + batch)
                 pending.append((encoders.submit(_write_frame, image, paths[position], ext,
                                                 params), image.nbytes))
@@ -599,4 +634,6 @@ def _run_pipeline(source: frames_mod.FrameSource, model: FrameStylizer | None, p
         # Finish the writes in flight (a frame is either complete or absent), then stop.
         concurrent.futures.wait([future for future, _ in pending])
         encoders.shutdown(wait=True)
+        if motion_pool is not None:
+            motion_pool.shutdown(wait=True, cancel_futures=True)
         decoder.join()

@@ -613,8 +613,8 @@ class Trainer:
         self.build(state)
         self.started = time.monotonic()
         job = self.job
-        self.reporter.emit("start", kind="train", total=job.steps or 0, device=self.device.type,
-                           dtype=str(self.dtype).replace("torch.", ""), preset=job.preset,
+        self.reporter.emit("start", kind="train", total=job.steps or 0,
+                           **device_mod.start_fields(self.device, self.dtype), preset=job.preset,
                            step=self.step, budget_s=job.minutes * 60 if job.minutes else None)
         if self.step == 0:
             self.reporter.emit("log", message="fitting the style's colours")

@@ -40,12 +40,12 @@ class _WorkerReporter(JsonLinesReporter):
             self.cancel.request()
 
 
-def run_worker(job_arg: str) -> int:
+def run_worker(job_arg: str, free_cores: int = 1) -> int:
     events = _take_stdout_for_events()
     cancel = CancelToken()
     reporter = _WorkerReporter(events, cancel)
     try:
-        return _run(job_arg, reporter, cancel)
+        return _run(job_arg, reporter, cancel, free_cores)
     finally:
         if reporter.broken:  # nobody reads: do not let the final flush print a traceback
             try:
@@ -54,7 +54,7 @@ def run_worker(job_arg: str) -> int:
                 pass
 
 
-def _run(job_arg: str, reporter: JsonLinesReporter, cancel: CancelToken) -> int:
+def _run(job_arg: str, reporter: JsonLinesReporter, cancel: CancelToken, free_cores: int) -> int:
     try:
         job = job_from_dict(_read_job(job_arg))
     except UserError as exc:
@@ -71,7 +71,7 @@ def _run(job_arg: str, reporter: JsonLinesReporter, cancel: CancelToken) -> int:
     except ModuleNotFoundError:  # no torch in this Python: run_job reports it in one line
         pass
     else:
-        leave_cores_free(1)  # Blender runs beside the worker and must stay responsive
+        leave_cores_free(free_cores)  # an interactive Blender must stay responsive
     return run_job(job, reporter, cancel)
 
 

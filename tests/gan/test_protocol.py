@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from gan.protocol import (HumanReporter, JsonLinesReporter, ProtocolError, SourceSpec, StylizeJob,
-                          TrainJob, job_from_dict, job_to_dict, parse_event)
+                          TrainJob, describe_device, job_from_dict, job_to_dict, parse_event)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -64,11 +64,21 @@ def test_events_are_one_json_line_each_and_nan_becomes_null():
 def test_human_reporter_writes_readable_lines():
     stream = io.StringIO()
     reporter = HumanReporter(stream)
-    reporter.emit("start", kind="train", total=100, device="cpu", dtype="bfloat16")
+    reporter.emit("start", kind="train", total=100, device="cpu", dtype="bfloat16", threads=1)
     reporter.emit("progress", done=50, total=100, fraction=0.5, rate=2.0, eta_s=25,
                   losses={"nce": 1.25})
     text = stream.getvalue()
-    assert "100 steps on cpu" in text and "step 50/100" in text and "nce=1.2500" in text
+    assert "100 steps on cpu bfloat16, 1 thread\n" in text
+    assert "step 50/100" in text and "nce=1.2500" in text
+
+
+@pytest.mark.parametrize("fields, text", [
+    ({"device": "cpu", "dtype": "float32", "threads": 2}, "cpu float32, 2 threads"),
+    ({"device": "cuda", "dtype": "bfloat16", "threads": 16}, "cuda bfloat16"),  # GPU: no threads
+    ({"device": "cpu", "dtype": "float32"}, "cpu float32"),  # an older worker's event
+])
+def test_describe_device(fields, text):
+    assert describe_device(fields) == text
 
 
 @pytest.mark.parametrize("line", ['', 'null', '[]', '{"event": "boom"}', '{"event": "done"}',

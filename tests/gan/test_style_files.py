@@ -307,6 +307,8 @@ def test_hostile_names_print_as_one_sanitized_line(tmp_path, key):
     assert json.loads(as_json.stdout)["name"] == info.name
 
 
+# Short ids: the test's id goes into the child process's environment (PYTEST_CURRENT_TEST), and a
+# megabyte of it fails the exec (E2BIG).
 @pytest.mark.parametrize("field, text, expected", [
     ("meta", "[" * 100 + "]" * 100, "must be an object"),
     ("meta", '{"a":' * 100 + "1" + "}" * 100, "nested too deeply"),
@@ -314,7 +316,7 @@ def test_hostile_names_print_as_one_sanitized_line(tmp_path, key):
     ("arch", '{"type": "colour-resnet", "x":' + "[" * 50 + "]" * 50 + "}", "nested too deeply"),
     ("meta", '{"name": "' + "x" * (2 << 20) + '"}', "too large"),
     ("meta", '{"steps": 1' + "0" * 5000 + "}", "not valid JSON"),
-])
+], ids=["list", "deep", "very-deep", "deep-arch", "huge-name", "huge-number"])
 def test_deep_or_huge_metadata_is_refused_in_one_line(tmp_path, field, text, expected):
     path = tmp_path / "deep.ganstyle"
     fields = metadata()

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from gan import models, stylefile, stylize as stylize_mod
+from gan.device import pick_device
 from gan.frames import FrameSourceError, open_frames, read_image
 from gan.protocol import CancelToken, CancelledError, Reporter, SourceSpec, StylizeJob, UserError
 from gan.stylize import FrameStylizer, Plan, stylize
@@ -86,7 +87,8 @@ def test_frame_range_names_and_events(model, clip, tmp_path):
     assert sorted(os.listdir(tmp_path / "out")) == sorted(names)
     event, start = reporter.events[0]
     assert event == "start" and start["kind"] == "stylize" and start["total"] == 4
-    assert start["device"] == "cpu" and start["dtype"] in ("bfloat16", "float32")
+    assert start["device"] == pick_device("auto").type and start["dtype"] in ("bfloat16", "float32")
+    assert start["threads"] == torch.get_num_threads()
     progress = [f for e, f in reporter.events if e == "progress"]
     assert progress[-1]["done"] == 4 and progress[-1]["fraction"] == 1.0
     assert all(k in progress[-1] for k in ("rate", "eta_s", "total"))
