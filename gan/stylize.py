@@ -581,9 +581,12 @@ def _run_pipeline(source: frames_mod.FrameSource, model: FrameStylizer | None, p
     batches = _Batches(frames_q, (lambda image: model.plan(*image.shape[:2]).batch)
                        if model else (lambda image: 1))
     encoders = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="gan-encode")
-    # The stabilizer's motion depends on the input frames alone: measured while the model works.
-    motion_pool = (concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="gan-motion")
-                   if stabilizer is not None else None)
+    # The stabilizer's motion depends on the input frames alone: measured while the model works
+    # (with one thread when the model runs on the CPU: more would take cores from torch's).
+    motion_pool = None
+    if stabilizer is not None:
+        motion_pool = concurrent.futures.ThreadPoolExecutor(
+            1 if model.device.type == "cpu" else workers, thread_name_prefix="gan-motion")
     previous_frame: np.ndarray | None = None
     pending: collections.deque[tuple[concurrent.futures.Future, int]] = collections.deque()
     written: list[str] = []

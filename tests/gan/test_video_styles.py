@@ -16,7 +16,7 @@ from gan.protocol import (CancelToken, KeyframeSpec, Reporter, SourceSpec, Styli
                           UserError, job_from_dict)
 from gan.sampling import FramePool, MotionPairs
 from gan.stylefile import read_style_info
-from gan.stylize import stylize
+from gan.stylize import Stabilizer, stylize
 from gan.train import train
 
 WIDTH, HEIGHT = 96, 64
@@ -199,6 +199,26 @@ def test_stabilize_leaves_the_first_frame_and_a_cut_alone(flickering_style, tmp_
     after_cut = np.abs(read_png(plain[3]).astype(int) - read_png(steady[3]))
     assert after_cut.mean() < 1.0  # new content is not blended with the previous shot
 
+
+
+def test_stabilize_in_the_pipeline_equals_one_frame_after_the_other(flickering_style, tmp_path):
+    """The pipeline measures motion on threads, batches ahead of the blending: the frames it
+    writes must be those of the plain sequential Stabilizer, a size change included."""
+    paths = noisy_pan(tmp_path, count=7)
+    other_size = cv2.resize(read_png(paths[3]), (WIDTH + 16, HEIGHT))
+    sequence = paths[:4] + [write_png(tmp_path / "wide.png", other_size)] + paths[4:]
+    plain = stylize(StylizeJob(model=flickering_style, input=SourceSpec(sequence), batch=3,
+                               output=str(tmp_path / "plain"), device="cpu"), Quiet(), CancelToken())
+    steady = stylize(StylizeJob(model=flickering_style, input=SourceSpec(sequence), batch=3,
+                                output=str(tmp_path / "steady"), stabilize=0.8, device="cpu"),
+                     Quiet(), CancelToken())
+    one_by_one = Stabilizer(0.8)
+    blended = 0
+    for source, styled, written in zip(sequence, plain, steady):
+        expected = one_by_one(read_png(source), read_png(styled))
+        assert np.array_equal(read_png(written), expected), os.path.basename(written)
+        blended += not np.array_equal(expected, read_png(styled))
+    assert blended == 5  # all but the first frame, the size change and the frame after it
 
 # -- painted keyframes ---------------------------------------------------------------------------
 
