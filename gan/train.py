@@ -189,7 +189,7 @@ def preview_inputs(pool: FramePool) -> np.ndarray:
     frames = []
     for source, index in picks:
         try:
-            frames.append(pool.sources[source].read(index))
+            frames.append(pool.read(source, index))
         except FrameSourceError:
             frames.append(pool.frames[0])
     height, width = frames[0].shape[:2]

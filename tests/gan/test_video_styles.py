@@ -2,6 +2,7 @@
 keyframes (paired training), single-image styles. Clips are small synthetic videos made here."""
 
 import os
+import threading
 
 import cv2
 import numpy as np
@@ -98,6 +99,41 @@ def test_motion_pairs_give_aligned_crops(pan):
         error = np.abs(warp(prev, flow).astype(int) - frame)[trusted].mean()
         assert error < 6
 
+
+def test_frame_pool_decodes_ahead_on_a_thread_and_keeps_the_same_frames(pan, tmp_path,
+                                                                       monkeypatch):
+    """The frame the next refresh takes is decoded on a background thread; the pool's frames
+    and random draws stay exactly those of reading it when needed, unreadable files included."""
+    _, paths, _ = pan
+    folder = tmp_path / "footage"
+    folder.mkdir()
+    for i, path in enumerate(paths[:12]):
+        (folder / f"{i:04d}.png").write_bytes(open(path, "rb").read())
+    (folder / "0005.png").write_bytes(b"not a picture")  # unreadable: dropped, with a log line
+
+    def run(reporter):
+        rng = np.random.default_rng(7)
+        pool = FramePool([SourceSpec(str(folder))], rng, reporter, "footage", capacity=4)
+        read, threads = pool.sources[0].read, []
+        pool.sources[0].read = lambda index: threads.append(threading.current_thread()) or read(index)
+        history = []
+        for _ in range(30):
+            pool.refresh()
+            history.append(np.stack(pool.frames))
+        pool.close()
+        return history, rng.integers(1 << 30), threads
+
+    ahead, draw, threads = run(Quiet())
+    assert any(thread is not threading.main_thread() for thread in threads)
+    with monkeypatch.context() as patch:  # the reference: every frame read when it is needed
+        patch.setattr(FramePool, "_prefetch", lambda self: None)
+        reporter = Quiet()
+        plain, plain_draw, plain_threads = run(reporter)
+    assert all(thread is threading.main_thread() for thread in plain_threads)
+    assert draw == plain_draw and len(ahead) == len(plain)
+    assert all(np.array_equal(a, b) for a, b in zip(ahead, plain))
+    assert any("skipping unreadable footage frames" in f.get("message", "")
+               for _, f in reporter.events)
 
 def test_a_still_image_has_no_motion_pairs(tmp_path):
     still = write_png(tmp_path / "still.png", panorama()[:, :WIDTH])
