@@ -29,11 +29,11 @@ class FramePool:
     Reading a random frame of a video means a seek and a decode; keeping a few dozen decoded
     frames and replacing one every few steps makes that cost small while every frame of the
     sources still gets its turn. The frame the next refresh takes is decoded ahead on a
-    background thread, on a core torch leaves free: the seeks took 13% of the training time from
-    3 keyframes of vtest.avi, and more on footage with long keyframe intervals (measured: 4.8 ->
-    5.0 steps/s with one torch thread on 2 cores; no change when torch has every core). Frames
-    that turn out unreadable (a video whose reported frame count is too high) are dropped with a
-    log line, not fatal.
+    background thread, which gains where torch leaves a core free (beside an interactive
+    Blender, or while a GPU trains): seeks took 13% of the training time from 3 keyframes of
+    vtest.avi, and cost more on footage with long keyframe intervals. Frames that turn out
+    unreadable (a video whose reported frame count is too high) are dropped with a log line,
+    not fatal.
     """
 
     def __init__(self, specs: list[SourceSpec], rng: np.random.Generator, reporter: Reporter,
