@@ -60,8 +60,8 @@ def leave_cores_free(count: int = 1) -> int:
     The worker uses this so that an interactive Blender beside it gets a core (in background
     mode Blender only waits, and the worker takes them all). It also matters for speed: OpenMP
     threads spin while they wait for each other, so when another process takes one of their
-    cores they crawl. Measured on a 2-core machine with one other
-    busy process: a training step took 3.5 s with 2 threads and 0.2 s with 1.
+    cores they crawl. Measured on a 2-core machine with one other busy process: a training step
+    took 3.5 s with 2 threads and 0.2 s with 1.
     """
     try:
         cores = len(os.sched_getaffinity(0))

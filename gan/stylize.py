@@ -538,6 +538,8 @@ class Stabilizer:
             return None
         height, width = frame.shape[:2]
         scale = min(1.0, STABILIZE_FLOW_SIDE / max(height, width))
+        # Each frame is shrunk twice (as `frame`, then as the next one's `previous`): ~1 ms, and
+        # it keeps the measurements of a batch independent of each other, so they run at once.
         small, previous_small = (image if scale == 1.0 else cv2.resize(
             image, (max(8, round(width * scale)), max(8, round(height * scale))),
             interpolation=cv2.INTER_AREA) for image in (frame, previous))
