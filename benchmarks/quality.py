@@ -246,13 +246,14 @@ def benchmark_filter(name: str, clip: str, work: str, args) -> list[dict]:
     }
     for way in args.ways:
         out, steps, train_s = train_way(way, name, clip, style_paths, work, args)
-        gen, _ = models.load_generator(out, device, dtype)
+        gen, _ = models.load_stylizer(out, device, dtype)
         training = {"steps": steps, "train_s": train_s}
         outputs = run_generator(gen, held_out, device, dtype)
         candidates[METHOD_NAMES[way]] = (outputs, training)
         if way == "unpaired":
             candidates["ours: colour path only"] = (
-                run_generator(ColourPathOnly(gen), held_out, device, dtype), {})
+                run_generator(ColourPathOnly(getattr(gen, "generator", gen)), held_out, device,
+                              dtype), {})
             if args.stabilize:
                 stabilizer = Stabilizer(args.stabilize)
                 candidates[stabilized_name(args)] = (

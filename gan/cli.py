@@ -49,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--temporal", type=float, default=DEFAULT_TEMPORAL_WEIGHT, metavar="W",
                        help="weight of the temporal-stability term (flow-warped previous "
                             f"frame; default {DEFAULT_TEMPORAL_WEIGHT:g}, 0 = off)")
+    train.add_argument("--stroke-scale", type=float, default=1.0, metavar="K",
+                       help="the style image's strokes at K times their size when the image is "
+                            "fitted to the footage frame (0.25-4, default 1)")
+    train.add_argument("--auto-keyframes", type=int, metavar="N",
+                       help="paint N footage frames with the style's patches first and learn "
+                            "from them like painted keyframes (default: 3 for a style without "
+                            "painted keyframes; 0 = off)")
     train.add_argument("--out", required=True, metavar="STYLE_FILE",
                        help="style file to write (.ganstyle); never overwritten")
     train.add_argument("--preset", choices=PRESETS, default="draft",
@@ -88,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument("--stabilize", type=float, default=0.0, metavar="S",
                          help="0-1: blend in the previous output moved by the optical flow "
                               "against flicker (default 0 = off)")
+    stylize.add_argument("--stroke-scale", type=float, default=1.0, metavar="K",
+                         help="the style's strokes at K times the size they were trained at "
+                              "(0.25-4, default 1; 2 also runs faster)")
     _add_common(stylize)
 
     frame = commands.add_parser(
@@ -159,7 +169,8 @@ def _job_from_args(args: argparse.Namespace) -> TrainJob | StylizeJob:
             steps=args.steps, resume=args.resume, device=args.device, seed=args.seed,
             name=args.name, work_dir=args.work_dir, crop=args.crop, batch=args.batch,
             keyframes=[_keyframe(*values) for values in args.keyframe],
-            temporal_weight=args.temporal)
+            temporal_weight=args.temporal, stroke_scale=args.stroke_scale,
+            auto_keyframes=args.auto_keyframes)
     else:
         frames = None
         if args.frames is not None:
@@ -168,7 +179,7 @@ def _job_from_args(args: argparse.Namespace) -> TrainJob | StylizeJob:
         job = StylizeJob(model=args.model, input=SourceSpec(args.input, frames), output=args.output,
                          mix=args.mix, device=args.device, format=args.format,
                          first_number=args.first_number, batch=args.batch, tile=args.tile,
-                         stabilize=args.stabilize)
+                         stabilize=args.stabilize, stroke_scale=args.stroke_scale)
     return job_from_dict(job_to_dict(job))  # one validation path for CLI and worker
 
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from .protocol import UserError
 
 ARCH_TYPE = "colour-resnet"
-ARCH_VERSION = 2  # 2: the full_band and detail_gain keys (models for painted keyframes)
+ARCH_VERSION = 3  # 2: full_band and detail_gain (painted keyframes); 3: texture_scale
 PRESETS: dict[str, dict[str, int]] = {
     "draft": {"ngf": 16, "blocks": 6},      # CPU minutes
     "standard": {"ngf": 32, "blocks": 6},
@@ -35,12 +35,14 @@ COLOUR_HIDDEN = 32
 DETAIL_SIGMA = 4.0  # the texture path adds detail finer than this (pixels); colours are global
 
 
-def generator_arch(preset: str, paired: bool = False) -> dict[str, Any]:
+def generator_arch(preset: str, paired: bool = False, texture_scale: float = 1.0
+                   ) -> dict[str, Any]:
     """The JSON description stored in a style file; build_generator(arch) rebuilds the model.
 
     `paired` (painted keyframes): the residual may change colours region by region (the paired
-    loss anchors them) and the frame's own detail gets a gain. Only these models need version 2,
-    so that other style files still open in the versions before it.
+    loss anchors them) and the frame's own detail gets a gain. `texture_scale`: the texture path
+    was trained on footage reduced by this factor, and runs so (StrokeScaled). Only the models
+    that need them get version 2 or 3, so that other style files still open in older versions.
     """
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
@@ -49,6 +51,8 @@ def generator_arch(preset: str, paired: bool = False) -> dict[str, Any]:
             "detail_sigma": DETAIL_SIGMA}
     if paired:
         arch.update(version=2, full_band=True, detail_gain=True)
+    if texture_scale != 1.0:
+        arch.update(version=3, texture_scale=float(texture_scale))
     return arch
 
 
@@ -208,6 +212,34 @@ class Generator(nn.Module):
         return self.finish(self.recolour(x))
 
 
+class StrokeScaled(nn.Module):
+    """A generator whose strokes are `scale` times the size it was trained with: the texture
+    path runs on the frame resized by 1 / scale and its residual is resized back, while the
+    colour path (per pixel) runs at full size. Larger strokes also cost less (scale 2 runs the
+    texture path on a quarter of the pixels); the frame's detail finer than the texture path's
+    grid is kept as it is."""
+
+    def __init__(self, generator: Generator, scale: float):
+        super().__init__()
+        self.generator = generator
+        self.scale = float(scale)
+        self.alignment = generator.alignment
+        margin = math.ceil(generator.receptive_margin * max(self.scale, 1.0)) + 2
+        self.receptive_margin = -(-margin // self.alignment) * self.alignment
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gen = self.generator
+        height, width = x.shape[-2:]
+        size = (max(1, round(height / self.scale)), max(1, round(width / self.scale)))
+        # Resampled in float32: bf16 resizing loses the colours' low bits.
+        small = F.interpolate(x.float(), size=size, mode="bilinear", antialias=True,
+                              align_corners=False)
+        residual = gen.texture(gen.recolour(small.to(x.dtype))).float()
+        residual = F.interpolate(residual, size=(height, width), mode="bilinear",
+                                 align_corners=False)
+        return (gen.recolour(x).float() + residual).clamp(0, 1)
+
+
 def receptive_margin(arch: dict[str, Any]) -> int:
     """Pixels of context each output pixel depends on, on each side (half the receptive field,
     rounded up to the alignment): a tile overlap of this size gives seamless tiles."""
@@ -249,6 +281,9 @@ def build_generator(arch: dict[str, Any]) -> Generator:
     for flag in ("detail_gain", "full_band"):
         if not isinstance(arch.get(flag, False), bool):
             raise UserError(f"bad model description: {flag} must be true or false")
+    scale = arch.get("texture_scale", 1.0)
+    if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 1 <= scale <= 16:
+        raise UserError("bad model description: texture_scale must be a number in 1-16")
     return Generator(arch)
 
 
@@ -325,6 +360,15 @@ def prepare_for_inference(gen: nn.Module, device: torch.device, dtype: torch.dty
     for param in gen.parameters():
         param.requires_grad_(False)
     return gen.to(device=device, dtype=dtype, memory_format=torch.channels_last)
+
+
+def load_stylizer(style_path: str, device: torch.device, dtype: torch.dtype,
+                  stroke_scale: float = 1.0):
+    """(the model that stylizes frames, StyleInfo): the generator of load_generator, its
+    texture path run at the scale it was trained at times `stroke_scale`."""
+    gen, info = load_generator(style_path, device, dtype)
+    scale = float(info.arch.get("texture_scale", 1.0)) * stroke_scale
+    return (gen if scale == 1.0 else StrokeScaled(gen, scale)), info
 
 
 def load_generator(style_path: str, device: torch.device, dtype: torch.dtype):

@@ -56,6 +56,11 @@ class KeyframeSpec:
 # Weight of the temporal term in training, and what the operators offer by default: it costs
 # about a quarter more time per step (benchmarks/quality.py measures what it buys).
 DEFAULT_TEMPORAL_WEIGHT = 10.0
+# Stroke scale: the size of the style's strokes in the footage, as a multiple of the size that
+# matches the style image to the footage frame (training), or of the size the style was trained
+# with (stylizing).
+STROKE_SCALE_RANGE = (0.25, 4.0)
+MAX_AUTO_KEYFRAMES = 32
 
 
 @dataclass
@@ -77,6 +82,10 @@ class TrainJob:
     batch: int | None = None
     keyframes: list[KeyframeSpec] = field(default_factory=list)
     temporal_weight: float = DEFAULT_TEMPORAL_WEIGHT  # 0: no temporal term
+    stroke_scale: float = 1.0  # 2: the style image's strokes land twice as large in the footage
+    # footage frames painted with the style's patches, then learned; None: automatic
+    auto_keyframes: int | None = None
+    patch_weight: float | None = None  # the patch-distribution (strokes) term; None: default
 
     kind = "train"
 
@@ -97,6 +106,7 @@ class StylizeJob:
     batch: int | None = None
     tile: int | None = None
     stabilize: float = 0.0  # 0 off; up to 1: blend in the previous output, moved by the flow
+    stroke_scale: float = 1.0  # the style's strokes at this multiple of their trained size
 
     kind = "stylize"
 
@@ -215,6 +225,12 @@ def _validate(job: TrainJob | StylizeJob) -> None:
         _check(job.style or job.keyframes, "give a style source or painted keyframes")
         _check(_is_number(job.temporal_weight) and 0 <= job.temporal_weight <= 1000,
                "temporal_weight must be a number between 0 and 1000")
+        _check(job.auto_keyframes is None
+               or (_is_int(job.auto_keyframes) and 0 <= job.auto_keyframes <= MAX_AUTO_KEYFRAMES),
+               f"auto_keyframes must be between 0 and {MAX_AUTO_KEYFRAMES}")
+        _check(job.patch_weight is None
+               or (_is_number(job.patch_weight) and 0 <= job.patch_weight <= 10000),
+               "patch_weight must be a number between 0 and 10000")
     else:
         _check(isinstance(job.model, str) and job.model != "", "stylize job needs 'model' (a style file)")
         _check(isinstance(job.output, str) and job.output != "", "stylize job needs 'output' (a folder)")
@@ -225,6 +241,9 @@ def _validate(job: TrainJob | StylizeJob) -> None:
         _check(job.tile is None or (_is_int(job.tile) and job.tile >= 64), "tile must be >= 64 pixels")
         _check(_is_number(job.stabilize) and 0.0 <= job.stabilize <= 1.0,
                "stabilize must be between 0 and 1")
+    _check(_is_number(job.stroke_scale)
+           and STROKE_SCALE_RANGE[0] <= job.stroke_scale <= STROKE_SCALE_RANGE[1],
+           f"stroke_scale must be between {STROKE_SCALE_RANGE[0]:g} and {STROKE_SCALE_RANGE[1]:g}")
 
 
 # -- events -------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import threading
 import cv2
 import numpy as np
 
-from .flow import trusted_flow
+from .flow import trusted_flow, warp
 from .frames import FrameSourceError, open_frames
 from .protocol import KeyframeSpec, Reporter, SourceSpec, UserError
 
@@ -185,13 +185,15 @@ def resized(crop: np.ndarray, size: int) -> np.ndarray:
                       else cv2.INTER_LINEAR)
 
 
-def style_scale_range(style: FramePool, content_size: tuple[int, int]) -> tuple[float, float]:
-    """Style crops are seen at the footage's scale (short sides matched), so brush strokes keep
-    their size relative to the picture, with the footage's jitter. A style of a few frames (a
-    single painting) is sampled over a wide range of scales, from half to one and a half times
-    that: one image then offers thousands of different patches, and strokes of every size."""
+def style_scale_range(style: FramePool, content_size: tuple[int, int], stroke_scale: float = 1.0
+                      ) -> tuple[float, float]:
+    """Style crops are seen at the footage's scale (short sides matched) times `stroke_scale`,
+    so brush strokes keep their size relative to the picture (or the size the user chose), with
+    the footage's jitter. A style of a few frames (a single painting) is sampled over a wide
+    range of scales, from half to one and a half times that: one image then offers thousands of
+    different patches, and strokes of every size."""
     base = min(content_size) / max(min(style.sources[0].size), 1)
-    base = min(max(base, 0.25), 4.0)
+    base = min(max(base, 0.25), 4.0) * stroke_scale
     if len(style.entries) < FEW_FRAMES:
         return (base * 0.5, base * 1.5)
     return (base * CONTENT_SCALE[0], base * CONTENT_SCALE[1])
@@ -291,7 +293,7 @@ class MotionPairs:
         if pair is not None:
             self.pairs[self.rng.integers(len(self.pairs))] = pair
 
-    def crops(self, count: int, size: int):
+    def crops(self, count: int, size: int, scale: tuple[float, float] = CONTENT_SCALE):
         """`count` aligned crops: frames t and t-1 (uint8 NHWC), flow t -> t-1 in crop pixels
         (N, size, size, 2) and the mask (N, size, size) of pixels whose flow is trusted and
         stays inside the crop."""
@@ -303,7 +305,7 @@ class MotionPairs:
                                      np.arange(size, dtype=np.float32))
         for n in range(count):
             frame, prev, flow, mask = self.pairs[self.rng.integers(len(self.pairs))]
-            y, x, side = random_window(self.rng, *frame.shape[:2], size, CONTENT_SCALE)
+            y, x, side = random_window(self.rng, *frame.shape[:2], size, scale)
             window = np.s_[y:y + side, x:x + side]
             frames[n] = resized(frame[window], size)
             previous[n] = resized(prev[window], size)
@@ -311,4 +313,53 @@ class MotionPairs:
             target_x, target_y = grid_x + flows[n, ..., 0], grid_y + flows[n, ..., 1]
             inside = (target_x >= 0) & (target_x <= size - 1) & (target_y >= 0) & (target_y <= size - 1)
             masks[n] = resized(mask[window], size) * inside
+        return frames, previous, flows, masks
+
+
+class FakeMotion:
+    """Made-up motion for footage without consecutive frames (stills; ReReVST, Wang et al.
+    2020): a footage crop and the same crop moved by a random smooth flow, with a little noise,
+    as if it were the next frame. The temporal term then asks the output of the moved crop to
+    be the moved output of the crop, which steadies a style that never saw video. Same
+    interface as MotionPairs.crops."""
+
+    SIGMA = 8.0  # pixels: the size of the local motion
+    SHIFT = 10.0  # pixels: the largest global shift
+    NOISE = 2.0  # grey levels of noise on the moved crop (sensor noise differs between frames)
+
+    def __init__(self, pool: FramePool, rng: np.random.Generator):
+        self.pool = pool
+        self.rng = rng
+
+    def __bool__(self) -> bool:
+        return True
+
+    def refresh(self) -> None:
+        """Nothing to renew: every crop gets a fresh flow."""
+
+    def flow(self, size: int) -> np.ndarray:
+        """A random smooth flow (size, size, 2) in pixels: coarse random motion, blurred,
+        plus a global shift."""
+        coarse = self.rng.normal(0.0, self.SIGMA, (max(2, size // 16), max(2, size // 16), 2))
+        flow = cv2.resize(coarse.astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+        flow = cv2.blur(flow, (max(3, size // 8),) * 2)
+        return flow + self.rng.uniform(-self.SHIFT, self.SHIFT, 2).astype(np.float32)
+
+    def crops(self, count: int, size: int, scale: tuple[float, float] = CONTENT_SCALE):
+        """`count` (moved crop, crop, flow moved -> crop, mask of pixels whose flow stays
+        inside the crop), as MotionPairs.crops gives them."""
+        previous = self.pool.crops(count, size, scale)
+        frames = np.empty_like(previous)
+        flows = np.empty((count, size, size, 2), np.float32)
+        masks = np.empty((count, size, size), np.float32)
+        grid_x, grid_y = np.meshgrid(np.arange(size, dtype=np.float32),
+                                     np.arange(size, dtype=np.float32))
+        for n in range(count):
+            flows[n] = self.flow(size)
+            moved = warp(previous[n], flows[n]).astype(np.float32)
+            moved += self.rng.normal(0.0, self.NOISE, moved.shape).astype(np.float32)
+            frames[n] = np.clip(moved + 0.5, 0, 255).astype(np.uint8)
+            target_x, target_y = grid_x + flows[n, ..., 0], grid_y + flows[n, ..., 1]
+            masks[n] = ((target_x >= 0) & (target_x <= size - 1) & (target_y >= 0)
+                        & (target_y <= size - 1)).astype(np.float32)
         return frames, previous, flows, masks

@@ -127,7 +127,7 @@ class FrameStylizer:
         keep_freed_memory()
         device = device_mod.pick_device(job.device)
         dtype = device_mod.pick_dtype(device)
-        generator, info = models.load_generator(job.model, device, dtype)
+        generator, info = models.load_stylizer(job.model, device, dtype, job.stroke_scale)
         return cls(generator, device, dtype, mix=job.mix, margin=generator.receptive_margin,
                    multiple=generator.alignment, ngf=int(info.arch["ngf"]), batch=job.batch,
                    tile=job.tile)

@@ -49,10 +49,12 @@ import torch.nn.functional as F
 from . import device as device_mod
 from . import losses, models
 from .fileio import atomic_write
+from .keyframe_painting import PAINT_SIDE, paint_keyframes
+from .patch_distribution import PatchDistributionLoss
 from .frames import FrameSourceError
 from .protocol import CancelledError, CancelToken, Reporter, SourceSpec, TrainJob, UserError
-from .sampling import (CONTENT_SCALE, FramePool, KeyframePairs, MotionPairs,
-                       style_scale_range)
+from .sampling import (CONTENT_SCALE, FEW_FRAMES, FakeMotion, FramePool, KeyframePairs,
+                       MotionPairs, style_scale_range)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = "ganstyle-checkpoint"
@@ -89,6 +91,10 @@ class Settings:
     temporal_weight: float = 0.0
     temporal_crops: int = 2  # of the footage batch, when the temporal term is on
     ema_decay: float = 0.999  # the style file holds an exponential moving average of the weights
+    patch_weight: float = 0.0  # multi-scale patch distribution against the style (strokes)
+    patch_levels: int = 3
+    keyframe_pool: int = 1  # the keyframe L1 compares averages of pool x pool pixels
+    paint_steps: int = 200  # optimisation steps per auto keyframe (keyframe_painting)
 
 
 PRESET_SETTINGS = {
@@ -98,11 +104,30 @@ PRESET_SETTINGS = {
 }
 
 
-def settings_for(job: TrainJob) -> Settings:
+AUTO_KEYFRAMES = 3  # footage frames painted with a still style's patches
+
+
+def auto_keyframe_count(job: TrainJob, style_frames: int) -> int:
+    """How many footage frames to paint with the style's patches before training: the job's
+    choice, or AUTO_KEYFRAMES for a still style (a painting: fewer than FEW_FRAMES frames)
+    without painted keyframes. A clip's many frames teach its look unpaired; painted frames,
+    which only approximate a look, would blur an exact colour grade."""
+    if job.auto_keyframes is not None:
+        return job.auto_keyframes
+    return AUTO_KEYFRAMES if job.style and not job.keyframes and style_frames < FEW_FRAMES else 0
+
+
+def settings_for(job: TrainJob, auto_keyframes: int = 0) -> Settings:
     overrides = {k: v for k, v in (("crop", job.crop), ("batch", job.batch)) if v is not None}
     settings = dataclasses.replace(PRESET_SETTINGS[job.preset], **overrides,
                                    temporal_weight=float(job.temporal_weight))
-    if job.keyframes:
+    if auto_keyframes and not job.keyframes:
+        # Frames painted by the add-on show strokes, not where each stroke must fall: the L1
+        # holds the layout and colours (on 4 x 4 averages) and the patch term the strokes.
+        settings.keyframe_pool, settings.patch_weight = 4, 500.0
+    if job.patch_weight is not None:
+        settings.patch_weight = float(job.patch_weight)
+    if job.keyframes or auto_keyframes:
         # Paired training: the keyframes' L1 keeps the content where PatchNCE would, and better
         # (measured on cv2.stylization from 3 keyframes: GC 0.17 with NCE and 2 keyframe crops
         # a step, 0.32 without NCE and a batch of keyframe crops, same 2 minutes).
@@ -121,6 +146,7 @@ def settings_for(job: TrainJob) -> Settings:
         budget_steps = [job.steps * 10] if job.steps else []
         budget_steps += [int(job.minutes * 300)] if job.minutes else []
         settings.colour_fit_steps = max(10, min(settings.colour_fit_steps, *budget_steps))
+        settings.paint_steps = max(10, min(settings.paint_steps, *budget_steps))
     return settings
 
 
@@ -136,6 +162,10 @@ def to_images(tensor: torch.Tensor) -> np.ndarray:
     """float NCHW in [0, 1] -> uint8 NHWC."""
     array = tensor.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
     return (array * 255.0 + 0.5).astype(np.uint8)
+
+
+def _pooled(images: torch.Tensor, size: int) -> torch.Tensor:
+    return images if size <= 1 else F.avg_pool2d(images, size)
 
 
 def ema_average(max_decay: float):
@@ -260,10 +290,6 @@ class Trainer:
         self.cancel = cancel
         self.work_dir = job.resolved_work_dir
         self.checkpoint_path = os.path.join(self.work_dir, CHECKPOINT_NAME)
-        self.settings = settings_for(job)
-        # Painted frames change colours region by region, not only fine detail; the paired L1
-        # anchors the colours, so the texture path may add residuals of any frequency.
-        self.arch = models.generator_arch(job.preset, paired=bool(job.keyframes))
         self.device = device_mod.pick_device(job.device)
         self.dtype = device_mod.pick_dtype(self.device)
         self.step = 0
@@ -309,15 +335,36 @@ class Trainer:
                               enabled=self.dtype != torch.float32)
 
     def build(self, state: dict[str, Any] | None) -> None:
-        job, settings = self.job, self.settings
-        if state is not None:  # the run goes on exactly as it started
-            known = {f.name for f in dataclasses.fields(Settings)}
-            saved = json.loads(state["settings"])
-            self.settings = settings = Settings(**{k: v for k, v in saved.items() if k in known})
-            self.arch = json.loads(state["arch"])
+        job = self.job
         seed = job.seed + (state["step"] if state else 0)  # a resumed run draws new crops
         torch.manual_seed(seed)
         self.rng = np.random.default_rng(seed)
+        self.keyframes = KeyframePairs(job.keyframes, self.rng) if job.keyframes else None
+        self.content = FramePool(self.footage_specs(), self.rng, self.reporter, "footage")
+        self.style = FramePool(self.style_specs(), self.rng, self.reporter, "style")
+        self.auto_keyframes = auto_keyframe_count(job, len(self.style.entries))
+        if state is not None:  # the run goes on exactly as it started
+            known = {f.name for f in dataclasses.fields(Settings)}
+            saved = json.loads(state["settings"])
+            self.settings = Settings(**{k: v for k, v in saved.items() if k in known})
+            self.arch = json.loads(state["arch"])
+        else:
+            self.settings = settings_for(job, self.auto_keyframes)
+            # Painted frames change colours region by region, not only fine detail; the paired
+            # L1 anchors the colours, so the texture path may add residuals of any frequency.
+            # Frames painted by the add-on are painted at PAINT_SIDE pixels: the texture path
+            # learns at that scale (where their strokes are sharp, and a crop sees more of the
+            # scene) and runs at it (models.StrokeScaled), strokes keeping their size relative
+            # to the frame.
+            scale = 1.0
+            if self.auto_keyframes:
+                scale = max(1.0, min(self.content.sources[0].size) / PAINT_SIDE)
+            self.arch = models.generator_arch(
+                job.preset, paired=bool(job.keyframes or self.auto_keyframes),
+                texture_scale=round(scale, 3))
+        settings = self.settings
+        texture_scale = float(self.arch.get("texture_scale", 1.0))
+        self.content_scale = (CONTENT_SCALE[0] / texture_scale, CONTENT_SCALE[1] / texture_scale)
         self.gen = models.build_generator(self.arch).to(self.device)
         # Unpaired, D judges detail only; with keyframes, whole pictures like the generator's.
         self.disc = models.build_discriminator(
@@ -328,6 +375,7 @@ class Trainer:
             channels = [f.shape[1] for f in self.gen.encode(
                 torch.zeros(1, 3, 32, 32, device=self.device), self.nce_layers)]
         self.nce = losses.PatchNCE(channels).to(self.device)
+        self.patches = PatchDistributionLoss(levels=settings.patch_levels)
         for module in (self.gen, self.disc, self.nce):
             module.to(memory_format=torch.channels_last)
         betas = (0.5, 0.999)
@@ -352,17 +400,16 @@ class Trainer:
             self.elapsed_before = float(state["elapsed_s"])
             self.history = {k: list(map(float, v)) for k, v in state["history"].items()}
             self.history_steps = [int(s) for s in state["history_steps"]]
-        self.keyframes = KeyframePairs(job.keyframes, self.rng) if job.keyframes else None
-        self.content = FramePool(self.footage_specs(), self.rng, self.reporter, "footage")
-        self.style = FramePool(self.style_specs(), self.rng, self.reporter, "style")
         width, height = self.content.sources[0].size
-        self.style_scale = style_scale_range(self.style, (width, height))
+        self.style_scale = tuple(s / texture_scale for s in style_scale_range(
+            self.style, (width, height), job.stroke_scale))
         self.motion = None
         if settings.temporal_weight > 0:
             self.motion = MotionPairs(self.content, self.rng)
             if not self.motion:
-                self.reporter.emit("log", message="no consecutive footage frames: training "
-                                                  "without the temporal term")
+                self.reporter.emit("log", message="no consecutive footage frames: the temporal "
+                                                  "term uses made-up motion")
+                self.motion = FakeMotion(self.content, self.rng)
         self.preview_inputs = preview_inputs(self.content)
 
     def footage_specs(self) -> list[SourceSpec]:
@@ -441,13 +488,13 @@ class Trainer:
         parts, paired, moving = [], 0, 0
         if self.keyframes is not None:
             paired = min(settings.keyframe_crops, batch)
-            inputs, painted = self.keyframes.crops(paired, crop, CONTENT_SCALE)
+            inputs, painted = self.keyframes.crops(paired, crop, self.content_scale)
             parts.append(inputs)
         if self.motion:
             moving = min(settings.temporal_crops, batch - paired)
-            frames, previous, flows, masks = self.motion.crops(moving, crop)
+            frames, previous, flows, masks = self.motion.crops(moving, crop, self.content_scale)
             parts.append(frames)
-        parts.append(self.content.crops(batch - paired - moving, crop, CONTENT_SCALE))
+        parts.append(self.content.crops(batch - paired - moving, crop, self.content_scale))
         x = to_tensor(np.concatenate(parts), self.device)
         s = to_tensor(self.style.crops(batch, crop, self.style_scale), self.device)
         # Dequantize: real pixels sit on a 1/255 grid, generated ones do not; a discriminator
@@ -479,8 +526,15 @@ class Trainer:
                                                                    style_keys)
             terms["colour"] = settings.colour_weight * self.colour_loss()
             if paired:
+                target = to_tensor(painted, self.device)
                 terms["keyframe"] = settings.keyframe_weight * (
-                    raw[:paired] - to_tensor(painted, self.device)).abs().mean()
+                    _pooled(raw[:paired], settings.keyframe_pool)
+                    - _pooled(target, settings.keyframe_pool)).abs().mean()
+            if settings.patch_weight:
+                # Against the painted crops where there are keyframes: the same strokes there,
+                # wherever they fall; against the style's crops otherwise.
+                terms["patch"] = settings.patch_weight * (
+                    self.patches(raw[:paired], target) if paired else self.patches(raw, s))
             if moving:
                 terms["temporal"] = settings.temporal_weight * self.temporal_loss(
                     y[paired:paired + moving], previous, flows, masks)
@@ -616,6 +670,15 @@ class Trainer:
         self.reporter.emit("start", kind="train", total=job.steps or 0,
                            **device_mod.start_fields(self.device, self.dtype), preset=job.preset,
                            step=self.step, budget_s=job.minutes * 60 if job.minutes else None)
+        if self.auto_keyframes:
+            try:
+                painted = paint_keyframes(self.footage_specs(), self.content, self.style,
+                                          self.auto_keyframes, self.work_dir, job.stroke_scale,
+                                          self.settings.paint_steps, self.reporter, self.cancel)
+            except CancelledError:
+                self.save_checkpoint()  # resumable: the frames painted so far are kept too
+                raise
+            self.keyframes = KeyframePairs([*job.keyframes, *painted], self.rng)
         if self.step == 0:
             self.reporter.emit("log", message="fitting the style's colours")
             self.fit_colours()

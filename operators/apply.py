@@ -51,6 +51,11 @@ class SEQUENCER_OT_gan_style_apply(bpy.types.Operator):
         description="Against flicker: blend in the previous stylized frame moved by the "
                     "optical flow (0: off, each frame on its own; 0.5-0.7 calms flicker "
                     "by a third to a half)")
+    stroke_scale: FloatProperty(
+        name="Stroke Scale", default=1.0, min=protocol.STROKE_SCALE_RANGE[0],
+        max=protocol.STROKE_SCALE_RANGE[1],
+        description="Size of the style's strokes, as a multiple of the size it was trained "
+                    "with (2: twice as large, and faster)")
     frame_start: IntProperty(name="Start", description="First timeline frame", default=1)
     frame_end: IntProperty(name="End", description="Last timeline frame (included)", default=250)
 
@@ -106,7 +111,7 @@ class SEQUENCER_OT_gan_style_apply(bpy.types.Operator):
                 job = protocol.StylizeJob(
                     model=style_path, input=protocol.SourceSpec(**source.spec()), output=folder,
                     mix=float(self.mix), device=device, format="png", first_number=FIRST_NUMBER,
-                    stabilize=float(self.stabilize))
+                    stabilize=float(self.stabilize), stroke_scale=float(self.stroke_scale))
                 steps.append(runner.Step(protocol.job_to_dict(job), f"'{strip.name}'",
                                          weight=source.count, subject=f"Strip '{strip.name}'"))
                 records.append(_record(scene, strip, source, folder, relative))
@@ -119,7 +124,7 @@ class SEQUENCER_OT_gan_style_apply(bpy.types.Operator):
                          on_success=_add_strips, cleanup=_cleanup, claims=folders)
         job.data = {"records": records, "style_path": style_path, "style_name": style_name,
                     "style_title": info.name, "mix": float(self.mix), "device": device,
-                    "stabilize": float(self.stabilize)}
+                    "stabilize": float(self.stabilize), "stroke_scale": float(self.stroke_scale)}
         return job
 
 
@@ -206,8 +211,10 @@ def _new_strip(container, channel: int, record: dict, data: dict):
         "source_frames": [start, end - 1],
         "source_pixels": record["method"],
         "stabilize": data.get("stabilize", 0.0),
+        "stroke_scale": data.get("stroke_scale", 1.0),
         "settings": json.dumps({"mix": data["mix"], "device": data["device"], "format": "png",
-                                "stabilize": data.get("stabilize", 0.0)}),
+                                "stabilize": data.get("stabilize", 0.0),
+                                "stroke_scale": data.get("stroke_scale", 1.0)}),
         "created": datetime.datetime.now().isoformat(timespec="seconds"),
     }
     return strip

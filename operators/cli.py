@@ -1,10 +1,12 @@
 """`blender -c gan_style ...`: the add-on's commands for scripts and render farms.
 
     blender -c gan_style apply FILE.blend --style NAME [--strip NAME ...] [--mix 1.0]
-                               [--stabilize S] [--frames START-END] [--scene NAME] [--no-save]
+                               [--stabilize S] [--stroke-scale K] [--frames START-END]
+                               [--scene NAME] [--no-save]
     blender -c gan_style train FILE.blend --name NAME [--style-strip NAME | --style-file PATH]...
                                [--content-strip NAME ...] [--preset draft|standard|high]
-                               [--minutes M | --steps N] [--temporal W] [--no-keyframes]
+                               [--minutes M | --steps N] [--temporal W] [--stroke-scale K]
+                               [--no-strokes] [--no-keyframes]
                                [--no-resume] [--scene NAME]
 
 (train: painted keyframes above the content strips are used unless --no-keyframes; with
@@ -58,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--stabilize", type=float, default=0.0, metavar="S",
                        help="0-1: blend in the previous output moved by the optical flow, "
                             "against flicker (default 0: off)")
+    apply.add_argument("--stroke-scale", type=float, default=1.0, metavar="K",
+                       help="the style's strokes at K times their trained size (0.25-4)")
     apply.add_argument("--frames", metavar="START-END", help="timeline frames (inclusive)")
     apply.add_argument("--scene", help="scene name (default: the file's active scene)")
     apply.add_argument("--no-save", action="store_true", help="do not save the .blend file")
@@ -76,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--temporal", type=float, default=protocol.DEFAULT_TEMPORAL_WEIGHT,
                        metavar="W", help="weight of the temporal stability term (0: off; "
                        f"default {protocol.DEFAULT_TEMPORAL_WEIGHT:g})")
+    train.add_argument("--stroke-scale", type=float, default=1.0, metavar="K",
+                       help="the style image's strokes at K times their size when the image is "
+                            "fitted to the footage frame (0.25-4)")
+    train.add_argument("--no-strokes", action="store_true",
+                       help="a still style is learned as a look (colours and fine texture), "
+                            "without painting footage frames with its patches first")
     train.add_argument("--no-keyframes", action="store_true",
                        help="ignore painted keyframe strips above the content strips")
     train.add_argument("--no-resume", action="store_true",
@@ -144,7 +154,8 @@ def _select(scene, names: list[str]) -> None:
 
 def _apply(scene, args) -> int:
     _select(scene, args.strip)
-    options = {"style": args.style, "mix": args.mix, "stabilize": args.stabilize}
+    options = {"style": args.style, "mix": args.mix, "stabilize": args.stabilize,
+               "stroke_scale": args.stroke_scale}
     if args.frames:
         start, _, end = args.frames.partition("-")
         options.update(use_frame_range=True, frame_start=int(start), frame_end=int(end or start))
@@ -165,6 +176,7 @@ def _train(scene, args) -> int:
             style_path=args.style_file, content_strips=[{"name": n} for n in args.content_strip],
             preset=args.preset, minutes=args.minutes, steps=args.steps,
             resume=not args.no_resume, temporal_weight=args.temporal,
+            stroke_scale=args.stroke_scale, learn_strokes=not args.no_strokes,
             use_keyframes=not args.no_keyframes)
     return EXIT_OK
 

@@ -67,6 +67,16 @@ class SEQUENCER_OT_gan_style_train(bpy.types.Operator):
         soft_max=50.0,
         description="Weight of the training term against flicker (output of a frame vs. the "
                     "previous output moved by the optical flow; 0: off, steps are faster)")
+    learn_strokes: BoolProperty(
+        name="Learn Strokes", default=True,
+        description="For a still style such as a painting: paint a few footage frames with its "
+                    "patches first and learn from them (its strokes; about 30 s a frame on a "
+                    "CPU). Off: learn its colours and fine texture only")
+    stroke_scale: FloatProperty(
+        name="Stroke Scale", default=1.0, min=protocol.STROKE_SCALE_RANGE[0],
+        max=protocol.STROKE_SCALE_RANGE[1],
+        description="Size of the style image's strokes in the footage, as a multiple of their "
+                    "size when the image is fitted to the frame")
     resume: BoolProperty(
         name="Resume", default=True,
         description="Continue an unfinished training of the same name from its checkpoint "
@@ -96,13 +106,16 @@ class SEQUENCER_OT_gan_style_train(bpy.types.Operator):
                     "preset": props.train_preset, "minutes": props.train_minutes,
                     "steps": 0, "resume": True,
                     "use_keyframes": props.train_use_keyframes,
-                    "temporal_weight": props.train_temporal_weight}
+                    "temporal_weight": props.train_temporal_weight,
+                    "stroke_scale": props.train_stroke_scale,
+                    "learn_strokes": props.train_learn_strokes}
         return {"name": self.name, "style_strips": [i.name for i in self.style_strips],
                 "style_path": self.style_path,
                 "content_strips": [i.name for i in self.content_strips],
                 "preset": self.preset, "minutes": self.minutes, "steps": self.steps,
                 "resume": self.resume, "use_keyframes": self.use_keyframes,
-                "temporal_weight": self.temporal_weight}
+                "temporal_weight": self.temporal_weight, "stroke_scale": self.stroke_scale,
+                "learn_strokes": self.learn_strokes}
 
     def _prepare(self, context, scene, settings: dict, work_dir: str) -> runner.Job:
         name = settings["name"].strip()
@@ -166,7 +179,9 @@ class SEQUENCER_OT_gan_style_train(bpy.types.Operator):
             device=storage.device(context), name=name, work_dir=training,
             preview_every_s=PREVIEW_EVERY_S,
             keyframes=[protocol.KeyframeSpec(**k.spec()) for k in found],
-            temporal_weight=float(settings["temporal_weight"]))
+            temporal_weight=float(settings["temporal_weight"]),
+            stroke_scale=float(settings["stroke_scale"]),
+            auto_keyframes=None if settings["learn_strokes"] else 0)
         label = "resuming" if resume else "training"
         job = runner.Job("train", scene, f"Train '{name}'", [runner.Step(
             protocol.job_to_dict(train_job), label)], work_dir, storage.worker_python(context),

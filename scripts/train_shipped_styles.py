@@ -5,7 +5,10 @@
     .venv/bin/python scripts/train_shipped_styles.py --only Sepia --out /tmp/check
 
 Material: starry_night.jpg (Vincent van Gogh, 1889, public domain; the copy Debian's opencv-doc
-carries), as it is, or toned to a sepia print by the code here. Footage (only looked at, never
+carries), as it is, or toned to a sepia print by the code here; scripts/paintings/olive_trees.jpg
+(Vincent van Gogh, Olive Trees, 1889, Minneapolis Institute of Art, public domain; from Wikimedia
+Commons, scaled to 1024 pixels). Paintings are learned through footage frames painted with their
+patches (gan.keyframe_painting), as the product does for any still style. Footage (only looked at, never
 shipped): vtest.avi and tree.avi from the same package. Each style is the product's own training
 (gan.train, draft preset) with a fixed seed, a fixed step count and one CPU thread, so a rerun
 on the same torch version gives the same file up to its creation date.
@@ -38,6 +41,10 @@ def starry_night(folder: str) -> str:
     return os.path.join(SAMPLES, "starry_night.jpg")
 
 
+def olive_trees(folder: str) -> str:
+    return os.path.join(ROOT, "scripts", "paintings", "olive_trees.jpg")
+
+
 def sepia_print(folder: str) -> str:
     """starry_night.jpg toned like an old sepia print: grey levels mapped from dark brown to
     cream, contrast lifted."""
@@ -53,6 +60,7 @@ def sepia_print(folder: str) -> str:
 STYLES = {  # name -> how its style image is made
     "Starry Night": starry_night,
     "Sepia": sepia_print,
+    "Olive Trees": olive_trees,
 }
 
 

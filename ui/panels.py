@@ -77,6 +77,7 @@ class SEQUENCER_PT_gan_style_apply(SequencerStylePanel, bpy.types.Panel):
             layout.label(text=style_name)
         layout.prop(settings, "mix", slider=True)
         layout.prop(settings, "stabilize", slider=True)
+        layout.prop(settings, "stroke_scale")
         layout.prop(settings, "use_frame_range")
         if settings.use_frame_range:
             row = layout.row(align=True)
@@ -94,6 +95,7 @@ class SEQUENCER_PT_gan_style_apply(SequencerStylePanel, bpy.types.Panel):
         op.style = style_name
         op.mix = settings.mix
         op.stabilize = settings.stabilize
+        op.stroke_scale = settings.stroke_scale
         op.use_frame_range = settings.use_frame_range
         op.frame_start = settings.frame_start
         op.frame_end = settings.frame_end
@@ -145,6 +147,8 @@ class SEQUENCER_PT_gan_style_train(SequencerStylePanel, bpy.types.Panel):
                               icon='FILEBROWSER')
             op.browse = True
         layout.prop(settings, "train_temporal_weight")
+        layout.prop(settings, "train_learn_strokes")
+        layout.prop(settings, "train_stroke_scale")
         layout.prop(settings, "train_preset")
         layout.prop(settings, "train_minutes")
         name = settings.train_name.strip()

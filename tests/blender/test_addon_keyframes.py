@@ -270,3 +270,51 @@ def test_apply_with_stabilize_reaches_the_worker(addon, blend, clip, image_style
                                      "--strip", "Shot", "--stabilize", "0.25", "--no-save"])
     assert code == 0
     assert runner.job_for(bpy.context.scene).steps[0].job["stabilize"] == 0.25
+
+
+def test_stroke_scale_reaches_the_worker_and_the_strip(addon, blend, clip, image_style, runner):
+    """Stroke Scale from the panel's settings, the operator and `blender -c gan_style apply`
+    reaches the stylize job, and the new strip records it; frames keep the source's size."""
+    movie = bl_helpers.add_movie(blend, clip["movie"], "Shot", channel=1, frame_start=1)
+    movie.frame_offset_end = 8
+    bl_helpers.select_only(blend, movie)
+    blend.gan_style.stroke_scale = 2.0
+    assert blend.gan_style.stroke_scale == 2.0
+    before = {s.name for s in bl_helpers.strips_all(blend)}
+    assert bpy.ops.sequencer.gan_style_apply(style="kf_single_image",
+                                             stroke_scale=blend.gan_style.stroke_scale) == \
+        {'FINISHED'}
+    assert runner.job_for(blend).steps[0].job["stroke_scale"] == 2.0
+    (new,) = bl_helpers.new_strips(blend, before)
+    record = new["gan_style"]
+    assert record["stroke_scale"] == 2.0 and json.loads(record["settings"])["stroke_scale"] == 2.0
+    files = bl_helpers.strip_files(new)
+    assert len(files) == 4 and all(cv2.imread(f).shape[:2] == (48, 64) for f in files)
+
+    bpy.ops.wm.save_mainfile()
+    code = addon.operators.cli.main(["apply", bpy.data.filepath, "--style", "kf_single_image",
+                                     "--strip", "Shot", "--stroke-scale", "0.5", "--no-save"])
+    assert code == 0
+    assert runner.job_for(bpy.context.scene).steps[0].job["stroke_scale"] == 0.5
+
+
+def test_train_stroke_scale_and_learn_strokes_reach_the_worker(addon, blend, clip, tmp_path,
+                                                               runner):
+    movie = bl_helpers.add_movie(blend, clip["movie"], "Footage", channel=1, frame_start=1)
+    bl_helpers.select_only(blend, movie)
+    look = painted(tmp_path, "look.png", clip["decoded"][0])
+    assert bpy.ops.sequencer.gan_style_train(name="kf_scaled", style_path=look, steps=2,
+                                             temporal_weight=0.0, stroke_scale=1.5,
+                                             use_keyframes=False) == {'FINISHED'}
+    job = runner.job_for(blend).steps[0].job
+    assert job["stroke_scale"] == 1.5 and job["auto_keyframes"] is None  # the engine decides
+
+    blend.gan_style.train_name = "kf_scaled_panel"
+    blend.gan_style.train_style_path = look
+    blend.gan_style.train_minutes = 0.05
+    blend.gan_style.train_stroke_scale = 0.75
+    blend.gan_style.train_temporal_weight = 0.0
+    blend.gan_style.train_learn_strokes = False
+    assert bpy.ops.sequencer.gan_style_train(use_scene_settings=True) == {'FINISHED'}
+    job = runner.job_for(blend).steps[0].job
+    assert job["stroke_scale"] == 0.75 and job["auto_keyframes"] == 0

@@ -99,7 +99,7 @@ def test_thumbnails_and_the_style_picker(library, style, addon, blend):
     assert addon.ui.props.current_style_name(settings) == style
 
 
-SHIPPED = ("Sepia", "Starry_Night")
+SHIPPED = ("Olive_Trees", "Sepia", "Starry_Night")
 
 
 def test_shipped_styles_are_listed_read_only_and_apply(library, blend, media, addon):

@@ -71,6 +71,21 @@ def test_stylize_frame_range_and_mix_zero(trained):
         assert np.array_equal(written, decoded[index])
 
 
+def test_stylize_with_a_stroke_scale(trained):
+    """Stroke scale 2 gives frames of the source's size that differ from scale 1's (the
+    texture path ran on a half-size frame)."""
+    tmp, model, footage = trained
+    plain, scaled = tmp / "scale1", tmp / "scale2"
+    for out, scale in ((plain, 1), (scaled, 2)):
+        result = gan("stylize", "--model", model, "--input", footage, "--output", out,
+                     "--frames", "4", "--stroke-scale", scale)
+        assert result.returncode == 0, result.stderr
+    one = cv2.imread(str(plain / "frame_000004.png"))
+    two = cv2.imread(str(scaled / "frame_000004.png"))
+    assert one.shape == two.shape == (56, 72, 3)
+    assert not np.array_equal(one, two)
+
+
 def test_stylize_json_events_and_no_overwrite(trained):
     tmp, model, footage = trained
     out = tmp / "styled"
@@ -100,6 +115,12 @@ def test_stylize_json_events_and_no_overwrite(trained):
     (["train", "--style", "{footage}", "--content", "{footage}", "--out", "{model}",
       "--steps", "2"], "exist"),
     (["info", "{tmp}/missing.ganstyle"], "not found"),
+    (["stylize", "--model", "{model}", "--input", "{footage}", "--output", "{tmp}/o",
+      "--stroke-scale", "9"], "stroke_scale must be between 0.25 and 4"),
+    (["train", "--style", "{footage}", "--content", "{footage}", "--out", "{tmp}/o.ganstyle",
+      "--steps", "2", "--stroke-scale", "0"], "stroke_scale must be between 0.25 and 4"),
+    (["train", "--style", "{footage}", "--content", "{footage}", "--out", "{tmp}/o.ganstyle",
+      "--steps", "2", "--auto-keyframes", "-1"], "auto_keyframes must be between 0 and 32"),
 ])
 def test_bad_input_gives_one_line_and_nonzero_exit(trained, tmp_path, args, message):
     _, model, footage = trained

@@ -38,7 +38,7 @@ def test_paired_arch_needs_version_2_and_starts_as_the_identity():
     older add-on refuses them instead of running them wrongly; other models stay version 1."""
     assert models.generator_arch("draft")["version"] == 1
     arch = models.generator_arch("draft", paired=True)
-    assert arch["version"] == 2 == models.ARCH_VERSION and arch["full_band"] and arch["detail_gain"]
+    assert arch["version"] == 2 and arch["full_band"] and arch["detail_gain"]
     gen = models.build_generator(arch).eval()
     x = torch.rand(1, 3, 40, 52)
     with torch.no_grad():
@@ -50,8 +50,32 @@ def test_paired_arch_needs_version_2_and_starts_as_the_identity():
     assert y[:, 1].std() < 0.5 * x[:, 1].std()
 
 
+def test_a_texture_scale_needs_version_3_and_is_used_by_the_stylizer(tmp_path):
+    """A model whose texture path was trained on reduced footage says so (version 3: older
+    add-ons refuse it), and load_stylizer runs its texture path at that scale, times the
+    user's stroke scale."""
+    arch = models.generator_arch("draft", paired=True, texture_scale=2.0)
+    assert arch["version"] == 3 == models.ARCH_VERSION and arch["texture_scale"] == 2.0
+    path = str(tmp_path / "scaled.ganstyle")
+    stylefile.save_style(path, arch=arch, state_dict=models.build_generator(arch).state_dict(),
+                         meta={"name": "scaled"}, thumbnail_rgb=None)
+    with pytest.raises(UserError):
+        models.build_generator({**arch, "texture_scale": 0.5})
+    for stroke_scale, expected in ((1.0, 2.0), (1.5, 3.0)):
+        model, _ = models.load_stylizer(path, torch.device("cpu"), torch.float32, stroke_scale)
+        assert isinstance(model, models.StrokeScaled) and model.scale == expected
+    plain = str(tmp_path / "plain.ganstyle")
+    plain_arch = models.generator_arch("draft")
+    stylefile.save_style(plain, arch=plain_arch,
+                         state_dict=models.build_generator(plain_arch).state_dict(),
+                         meta={"name": "plain"}, thumbnail_rgb=None)
+    model, _ = models.load_stylizer(plain, torch.device("cpu"), torch.float32)
+    assert isinstance(model, models.Generator)
+
+
 @pytest.mark.parametrize("change", [{"type": "other"}, {"ngf": 100000}, {"blocks": "6"},
-                                    {"version": 99}, {"full_band": 1}, {"detail_gain": "yes"}])
+                                    {"version": 99}, {"full_band": 1}, {"detail_gain": "yes"},
+                                    {"texture_scale": "2"}])
 def test_untrusted_arch_is_refused(change):
     with pytest.raises(UserError):
         models.build_generator({**models.generator_arch("draft"), **change})
@@ -181,3 +205,59 @@ def test_dtype_choice(monkeypatch):
     assert device_mod.pick_dtype(cpu) == torch.bfloat16
     monkeypatch.setattr(device_mod, "cpu_has_fast_bf16", lambda: False)
     assert device_mod.pick_dtype(cpu) == torch.float32
+
+
+def smooth_picture(height: int, width: int, seed: int = 0) -> torch.Tensor:
+    """A picture without pixel-fine detail (so that resizing it loses almost nothing)."""
+    torch.manual_seed(seed)
+    coarse = torch.rand(1, 3, max(2, height // 16), max(2, width // 16))
+    return torch.nn.functional.interpolate(coarse, size=(height, width), mode="bicubic",
+                                           align_corners=False).clamp(0, 1)
+
+
+def test_stroke_scale_enlarges_the_strokes_with_the_picture():
+    """Stylizing a picture enlarged 2x with stroke scale 2 gives the enlarged result of
+    stylizing the picture itself: the strokes keep their size relative to the picture."""
+    gen = active_generator()
+    gen.arch = dict(gen.arch)
+    picture = smooth_picture(96, 128)
+    enlarged = torch.nn.functional.interpolate(picture, scale_factor=2, mode="bilinear",
+                                               align_corners=False)
+    with torch.no_grad():
+        small = gen(picture)
+        scaled = models.StrokeScaled(gen, 2.0)(enlarged)
+        plain = gen(enlarged)
+    expected = torch.nn.functional.interpolate(small, scale_factor=2, mode="bilinear",
+                                               align_corners=False)
+    assert scaled.shape == enlarged.shape
+    error_scaled = (scaled - expected).abs().mean()
+    error_plain = (plain - expected).abs().mean()
+    assert error_scaled < 0.3 * error_plain
+
+
+def test_stroke_scale_keeps_the_colour_path_at_full_size():
+    """Only the texture path is resized: a generator whose texture path adds nothing gives
+    the same pixels at every stroke scale (no blur from the resizing)."""
+    torch.manual_seed(0)
+    gen = models.build_generator(models.generator_arch("draft")).eval()
+    for module in gen.colour.modules():
+        if isinstance(module, nn.Conv2d):
+            module.reset_parameters()
+    x = torch.rand(1, 3, 64, 80)
+    with torch.no_grad():
+        for scale in (0.5, 2.0, 3.0):
+            assert torch.allclose(models.StrokeScaled(gen, scale)(x), gen(x), atol=1e-6)
+
+
+def test_stroke_scaled_tiles_equal_the_whole_frame():
+    """Its margin covers the larger context, so the stylizer's tiles stay seamless."""
+    gen = active_generator()
+    scaled = models.StrokeScaled(gen, 2.0)
+    margin, align = scaled.receptive_margin, scaled.alignment
+    assert margin >= 2 * gen.receptive_margin
+    x = smooth_picture(2 * margin + 64, 2 * margin + 64, seed=1)
+    with torch.no_grad():
+        whole = scaled(x)
+        tile = scaled(x[:, :, 2 * align:2 * align + 2 * margin + 32, :2 * margin + 32])
+    inner = (slice(None), slice(None), slice(margin, margin + 32), slice(margin, margin + 32))
+    assert (tile[inner] - whole[:, :, 2 * align:][inner]).abs().max() < 0.02

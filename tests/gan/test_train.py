@@ -10,6 +10,7 @@ import torch
 
 from gan import models
 from gan.device import pick_device
+from gan.frames import open_frames
 from gan.metrics import gap_closure
 from gan.protocol import CancelledError, CancelToken, Reporter, SourceSpec, TrainJob, UserError
 from gan.stylefile import load_style, read_style_info
@@ -204,3 +205,66 @@ def test_refusals_happen_before_training(clips, tmp_path):
     with pytest.raises(UserError, match="not a usable checkpoint") as caught:
         train(make_job(clips, tmp_path / "c.ganstyle", resume=True), Recorder(), CancelToken())
     assert "\n" not in str(caught.value)  # torch's multi-line advice is cut to its first line
+
+
+def stripes_painting(path, period=6, size=96) -> str:
+    """A 'painting' of bold diagonal strokes in two colours."""
+    ys, xs = np.mgrid[0:size, 0:size]
+    strokes = ((xs + ys) // (period // 2)) % 2 == 0
+    image = np.where(strokes[..., None], np.array([200, 60, 30], np.uint8),
+                     np.array([30, 40, 160], np.uint8))
+    cv2.imwrite(str(path), cv2.cvtColor(image.astype(np.uint8), cv2.COLOR_RGB2BGR))
+    return str(path)
+
+
+def test_auto_keyframes_are_painted_learned_and_reused_on_resume(clips, tmp_path):
+    """Footage frames are painted with the style's patches into the work folder, the model is
+    the keyframe (full-band) kind, and a resumed training reads those frames instead of
+    painting them again."""
+    painting = stripes_painting(tmp_path / "strokes.png")
+    out = tmp_path / "auto.ganstyle"
+    cancel = CancelToken()
+    reporter = Recorder(lambda event, _: cancel.request() if event == "progress" else None)
+    job = make_job(clips, out, style=[SourceSpec(painting)], auto_keyframes=2, steps=4)
+    with pytest.raises(CancelledError):
+        train(job, reporter, cancel)
+    folder = tmp_path / "auto.ganstyle.work" / "auto_keyframes"
+    painted = sorted(os.listdir(folder))
+    assert len(painted) == 2
+    logs = [f["message"] for f in reporter.named("log")]
+    assert sum("painting keyframe" in m for m in logs) == 2
+    footage, _ = clips
+    first = cv2.cvtColor(cv2.imread(str(folder / painted[0])), cv2.COLOR_BGR2RGB)
+    with open_frames(footage, [0]) as source:
+        frame = source.read(0)
+    assert first.shape == frame.shape
+    # painted with the strokes' two colours: far from the footage, and striped
+    assert np.abs(first.astype(int) - frame.astype(int)).mean() > 20
+    assert np.abs(np.diff(first.astype(int), axis=1)).mean() > \
+        2 * np.abs(np.diff(frame.astype(int), axis=1)).mean()
+
+    stamps = [os.stat(folder / name).st_mtime_ns for name in painted]
+    reporter = Recorder()
+    path = train(make_job(clips, out, style=[SourceSpec(painting)], auto_keyframes=2, steps=4,
+                          resume=True), reporter, CancelToken())
+    assert not any("painting keyframe" in f["message"] for f in reporter.named("log"))
+    assert [os.stat(folder / name).st_mtime_ns for name in painted] == stamps
+    arch = read_style_info(path).arch
+    assert arch["full_band"] and arch["detail_gain"]
+    assert "keyframe" in reporter.named("progress")[-1]["losses"]
+
+
+def test_a_still_style_gets_auto_keyframes_and_a_clip_does_not(clips, trained, tmp_path):
+    """By default a painting (a still) is learned through painted footage frames; a clip's
+    frames teach its look unpaired, as before."""
+    painting = stripes_painting(tmp_path / "strokes.png")
+    reporter = Recorder()
+    path = train(make_job(clips, tmp_path / "still.ganstyle", style=[SourceSpec(painting)],
+                          steps=2), reporter, CancelToken())
+    logs = [f["message"] for f in reporter.named("log")]
+    assert sum("painting keyframe" in m for m in logs) == 3
+    assert read_style_info(path).arch.get("full_band") is True
+
+    clip_style, clip_reporter = trained
+    assert not any("painting keyframe" in f["message"] for f in clip_reporter.named("log"))
+    assert not read_style_info(clip_style).arch.get("full_band")

@@ -15,7 +15,7 @@ from gan.flow import trusted_flow, warp
 from gan.metrics import gap_closure, warping_error
 from gan.protocol import (CancelToken, KeyframeSpec, Reporter, SourceSpec, StylizeJob, TrainJob,
                           UserError, job_from_dict)
-from gan.sampling import FramePool, MotionPairs
+from gan.sampling import FakeMotion, FramePool, MotionPairs
 from gan.stylefile import read_style_info
 from gan.stylize import Stabilizer, stylize
 from gan.train import train
@@ -166,15 +166,39 @@ def test_temporal_term_is_trained_and_recorded(pan, tmp_path):
     assert "temporal" not in [f["losses"] for e, f in reporter.events if e == "progress"][-1]
 
 
-def test_temporal_term_without_consecutive_frames_is_skipped_with_a_message(pan, tmp_path):
+def test_temporal_term_without_consecutive_frames_uses_made_up_motion(pan, tmp_path):
     folder, paths, picture = pan
     style = write_png(tmp_path / "style.png", grade(picture))
     reporter = Quiet()
     every_third = SourceSpec(folder, [0, 3, 6, 9])  # no frame follows another
-    train(train_job(tmp_path / "t.ganstyle", [SourceSpec(style)], [every_third], steps=1),
+    train(train_job(tmp_path / "t.ganstyle", [SourceSpec(style)], [every_third], steps=2),
           reporter, CancelToken())
     logs = [f["message"] for e, f in reporter.events if e == "log"]
-    assert any("without the temporal term" in m for m in logs)
+    assert any("made-up motion" in m for m in logs)
+    losses = [f["losses"] for e, f in reporter.events if e == "progress"][-1]
+    assert losses["temporal"] > 0
+
+
+def test_made_up_motion_moves_a_crop_by_its_flow(pan):
+    """ReReVST's pairs: the moved crop is the crop sampled at p + flow(p), up to the noise, on
+    the pixels the mask keeps; the flows are smooth and differ from crop to crop."""
+    folder, paths, picture = pan
+    pool = FramePool([SourceSpec(folder, [0])], np.random.default_rng(3), Quiet(), "footage")
+    try:
+        motion = FakeMotion(pool, np.random.default_rng(4))
+        frames, previous, flows, masks = motion.crops(3, 64)
+    finally:
+        pool.close()
+    assert frames.shape == previous.shape == (3, 64, 64, 3) and flows.shape == (3, 64, 64, 2)
+    for n in range(3):
+        moved = warp(previous[n], flows[n]).astype(np.float32)
+        kept = masks[n] > 0
+        assert kept.mean() > 0.5
+        error = np.abs(frames[n].astype(np.float32) - moved)[kept].mean()
+        assert error < 3.0  # the noise, nothing else
+        assert np.abs(flows[n]).max() > 1.0  # it does move
+        assert np.abs(np.diff(flows[n], axis=0)).max() < 3.0  # smoothly: < 3 px per pixel
+    assert not np.allclose(flows[0], flows[1])
 
 
 # -- stabilized stylizing --------------------------------------------------------------------------
@@ -345,11 +369,13 @@ def test_job_validation_of_the_new_fields():
 
 # -- single-image styles --------------------------------------------------------------------------
 
-def test_a_single_painting_trains_a_style_that_applies(pan, tmp_path):
+def test_a_single_image_look_trains_a_style_that_applies(pan, tmp_path):
+    """A graded still learned as a look (auto keyframes off: its colours, not its strokes)."""
     folder, paths, picture = pan
     painting = write_png(tmp_path / "painting.png", cv2.resize(grade(picture), (480, 128)))
     path = train(train_job(tmp_path / "painting.ganstyle", [SourceSpec(painting)],
-                           [SourceSpec(folder)], steps=20), Quiet(), CancelToken())
+                           [SourceSpec(folder)], steps=20, auto_keyframes=0), Quiet(),
+                 CancelToken())
     files = stylize(StylizeJob(model=path, input=SourceSpec(folder, [20, 21]),
                                output=str(tmp_path / "out"), device="cpu"), Quiet(), CancelToken())
     inputs = np.stack([read_png(paths[i]) for i in (20, 21)])
