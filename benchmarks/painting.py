@@ -20,10 +20,14 @@ Contenders (rows):
                               pip package: the style vector is predicted from the painting once,
                               each frame is transformed at 384 px and enlarged to its size;
                               onnxruntime with --peer-threads intra-op threads (default 1)
-  ours (default)              the product's defaults
+  ours (default)              the product's defaults: 3 footage frames painted with the
+                              painting's patches (GPDM), learned with the keyframe L1 on 4 x 4
+                              averages and the patch term against the painted crops, the texture
+                              path at the scale the frames were painted at
   ours + stabilize 0.7        the same model with the Apply operator's stabilization
-  route: patch loss           no painted keyframes, a strong patch-distribution term
-  route: painted keyframes    3 footage frames painted with the painting's patches, learned
+  route: patch loss           no painted frames: the unpaired GAN (full-band residual) with the
+                              patch term (weight 1000) against the painting's crops
+  route: painted keyframes    the painted frames learned without the patch term
 
 Columns:
   texture closure (patch)     1 - D(output) / D(footage), D = the multi-scale sliced
@@ -86,7 +90,7 @@ from quality import (CONTENT_FRAMES, HELD_OUT_FRAMES, Quiet, find_samples,  # no
 DEFAULT_PAINTING = os.path.join(ROOT, ".cache", "samples", "starry_night.jpg")
 ROUTES = {
     "ours (default)": {},
-    "route: patch loss": {"auto_keyframes": 0, "patch_weight": 100.0},
+    "route: patch loss": {"auto_keyframes": 0, "patch_weight": 1000.0},
     "route: painted keyframes": {"auto_keyframes": 3, "patch_weight": 0.0},
 }
 DEFAULT_ROUTE = "ours (default)"

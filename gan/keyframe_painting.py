@@ -27,6 +27,9 @@ PAINT_SIDE = 288  # short side (pixels) at which frames are painted; enlarged to
 PAINT_LR = 0.05  # how far the pixels move from the footage: strokes over the content
 PAINT_LEVELS = 4  # pyramid levels: at 288 px, 7 x 7 patches at 1/8 size span 56 pixels
 STYLE_FRAMES = 4  # style frames whose patches are matched (a clip offers many; one suffices)
+# Of each side of a style image, this fraction is left out: photographs and scans of paintings
+# carry a rim of frame, wall or unpainted canvas, whose patches would paint dark borders.
+STYLE_RIM = 0.03
 
 
 def frame_choice(pool: FramePool, count: int) -> list[tuple[int, int, np.ndarray]]:
@@ -50,7 +53,10 @@ def frame_choice(pool: FramePool, count: int) -> list[tuple[int, int, np.ndarray
 def style_images(pool: FramePool, side: int, stroke_scale: float) -> torch.Tensor:
     """Up to STYLE_FRAMES style frames at the painting scale: short side `side` x stroke_scale
     (the style image fitted to the footage frame, as training sees it), as one NCHW batch."""
-    frames = pool.frames[:STYLE_FRAMES]
+    frames = []
+    for frame in pool.frames[:STYLE_FRAMES]:
+        rim_y, rim_x = round(frame.shape[0] * STYLE_RIM), round(frame.shape[1] * STYLE_RIM)
+        frames.append(frame[rim_y:frame.shape[0] - rim_y, rim_x:frame.shape[1] - rim_x])
     height, width = frames[0].shape[:2]
     scale = side * stroke_scale / min(height, width)
     size = (max(16, round(width * scale)), max(16, round(height * scale)))

@@ -49,9 +49,9 @@ import torch.nn.functional as F
 from . import device as device_mod
 from . import losses, models
 from .fileio import atomic_write
+from .frames import FrameSourceError
 from .keyframe_painting import PAINT_SIDE, paint_keyframes
 from .patch_distribution import PatchDistributionLoss
-from .frames import FrameSourceError
 from .protocol import CancelledError, CancelToken, Reporter, SourceSpec, TrainJob, UserError
 from .sampling import (CONTENT_SCALE, FEW_FRAMES, FakeMotion, FramePool, KeyframePairs,
                        MotionPairs, style_scale_range)
@@ -352,6 +352,7 @@ class Trainer:
             self.settings = settings_for(job, self.auto_keyframes)
             # Painted frames change colours region by region, not only fine detail; the paired
             # L1 anchors the colours, so the texture path may add residuals of any frequency.
+            # So may strokes, which the patch term asks for.
             # Frames painted by the add-on are painted at PAINT_SIDE pixels: the texture path
             # learns at that scale (where their strokes are sharp, and a crop sees more of the
             # scene) and runs at it (models.StrokeScaled), strokes keeping their size relative
@@ -360,7 +361,8 @@ class Trainer:
             if self.auto_keyframes:
                 scale = max(1.0, min(self.content.sources[0].size) / PAINT_SIDE)
             self.arch = models.generator_arch(
-                job.preset, paired=bool(job.keyframes or self.auto_keyframes),
+                job.preset, paired=bool(job.keyframes or self.auto_keyframes
+                                        or self.settings.patch_weight),
                 texture_scale=round(scale, 3))
         settings = self.settings
         texture_scale = float(self.arch.get("texture_scale", 1.0))

@@ -67,7 +67,7 @@ def sample_media(folder: str) -> tuple[str, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=2.0, help="training time (default 2)")
+    parser.add_argument("--minutes", type=float, default=5.0, help="training time (default 5)")
     parser.add_argument("--frames", type=int, default=48, help="length of the demo strip")
     args = parser.parse_args()
 
