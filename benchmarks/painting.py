@@ -84,8 +84,8 @@ from gan.patch_distribution import pyramid, sorted_projections  # noqa: E402
 from gan.protocol import CancelToken, Reporter, SourceSpec, StylizeJob, TrainJob  # noqa: E402
 from gan.stylize import PNG_PARAMS, Stabilizer, stylize  # noqa: E402
 from gan.train import train  # noqa: E402
-from quality import (CONTENT_FRAMES, HELD_OUT_FRAMES, Quiet, find_samples,  # noqa: E402
-                     read_frames, run_generator, synthetic_clip)
+from quality import (CONTENT_FRAMES, HELD_OUT_FRAMES, Quiet, footage_clip,  # noqa: E402
+                     read_frames, run_generator)
 
 DEFAULT_PAINTING = os.path.join(ROOT, ".cache", "samples", "starry_night.jpg")
 ROUTES = {
@@ -484,11 +484,7 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory(prefix="gan-painting-") as tmp:
         work = args.work or tmp
         os.makedirs(work, exist_ok=True)
-        clip = find_samples(args.samples)
-        if clip is None:
-            print("sample clips not found (benchmarks/fetch_samples.sh): using a synthetic clip",
-                  file=sys.stderr)
-            clip = synthetic_clip(os.path.join(work, "synthetic.avi"))
+        clip = footage_clip(args.samples, work)
         run(clip, work, args)
 
 

@@ -125,6 +125,16 @@ def synthetic_clip(path: str, count: int = 795, size=(320, 240)) -> str:
     return path
 
 
+def footage_clip(samples: str | None, work: str) -> str:
+    """vtest.avi from the samples, or a synthetic stand-in written into `work`."""
+    clip = find_samples(samples)
+    if clip is None:
+        print("sample clips not found (benchmarks/fetch_samples.sh): using a synthetic clip",
+              file=sys.stderr)
+        clip = synthetic_clip(os.path.join(work, "synthetic.avi"))
+    return clip
+
+
 def read_frames(clip: str, indices) -> list[np.ndarray]:
     with open_frames(clip, list(indices)) as source:
         return [frame for _, frame in source]
@@ -336,11 +346,7 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory(prefix="gan-quality-") as tmp:
         work = args.work or tmp
         os.makedirs(work, exist_ok=True)
-        clip = find_samples(args.samples)
-        if clip is None:
-            print("sample clips not found (benchmarks/fetch_samples.sh): using a synthetic clip",
-                  file=sys.stderr)
-            clip = synthetic_clip(os.path.join(work, "synthetic.avi"))
+        clip = footage_clip(args.samples, work)
         rows = []
         for name in args.filters:
             rows += benchmark_filter(name, clip, work, args)

@@ -249,6 +249,16 @@ class KeyframePairs:
         return inputs, targets
 
 
+def stays_inside(flow: np.ndarray) -> np.ndarray:
+    """1.0 where p + flow(p) lies inside the (H, W) picture, else 0.0 (float32, (H, W))."""
+    height, width = flow.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32),
+                                 np.arange(height, dtype=np.float32))
+    target_x, target_y = grid_x + flow[..., 0], grid_y + flow[..., 1]
+    return ((target_x >= 0) & (target_x <= width - 1) & (target_y >= 0)
+            & (target_y <= height - 1)).astype(np.float32)
+
+
 class MotionPairs:
     """Consecutive footage frames (t-1, t) with the flow from t to t-1 and its occlusion mask:
     what the temporal term needs. A few pairs are held and one is renewed now and then (the
@@ -301,8 +311,6 @@ class MotionPairs:
         previous = np.empty_like(frames)
         flows = np.empty((count, size, size, 2), np.float32)
         masks = np.empty((count, size, size), np.float32)
-        grid_x, grid_y = np.meshgrid(np.arange(size, dtype=np.float32),
-                                     np.arange(size, dtype=np.float32))
         for n in range(count):
             frame, prev, flow, mask = self.pairs[self.rng.integers(len(self.pairs))]
             y, x, side = random_window(self.rng, *frame.shape[:2], size, scale)
@@ -310,9 +318,7 @@ class MotionPairs:
             frames[n] = resized(frame[window], size)
             previous[n] = resized(prev[window], size)
             flows[n] = cv2.resize(flow[window], (size, size)) * (size / side)
-            target_x, target_y = grid_x + flows[n, ..., 0], grid_y + flows[n, ..., 1]
-            inside = (target_x >= 0) & (target_x <= size - 1) & (target_y >= 0) & (target_y <= size - 1)
-            masks[n] = resized(mask[window], size) * inside
+            masks[n] = resized(mask[window], size) * stays_inside(flows[n])
         return frames, previous, flows, masks
 
 
@@ -352,14 +358,10 @@ class FakeMotion:
         frames = np.empty_like(previous)
         flows = np.empty((count, size, size, 2), np.float32)
         masks = np.empty((count, size, size), np.float32)
-        grid_x, grid_y = np.meshgrid(np.arange(size, dtype=np.float32),
-                                     np.arange(size, dtype=np.float32))
         for n in range(count):
             flows[n] = self.flow(size)
             moved = warp(previous[n], flows[n]).astype(np.float32)
             moved += self.rng.normal(0.0, self.NOISE, moved.shape).astype(np.float32)
             frames[n] = np.clip(moved + 0.5, 0, 255).astype(np.uint8)
-            target_x, target_y = grid_x + flows[n, ..., 0], grid_y + flows[n, ..., 1]
-            masks[n] = ((target_x >= 0) & (target_x <= size - 1) & (target_y >= 0)
-                        & (target_y <= size - 1)).astype(np.float32)
+            masks[n] = stays_inside(flows[n])
         return frames, previous, flows, masks

@@ -19,7 +19,7 @@ import bpy
 from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 
 from ..gan import protocol, stylefile
-from . import compat, jobs, library, runner, storage
+from . import compat, jobs, library, options, runner, storage
 
 FRAME_PATTERN = "frame_{:06d}.png"
 FIRST_NUMBER = 1
@@ -51,11 +51,7 @@ class SEQUENCER_OT_gan_style_apply(bpy.types.Operator):
         description="Against flicker: blend in the previous stylized frame moved by the "
                     "optical flow (0: off, each frame on its own; 0.5-0.7 calms flicker "
                     "by a third to a half)")
-    stroke_scale: FloatProperty(
-        name="Stroke Scale", default=1.0, min=protocol.STROKE_SCALE_RANGE[0],
-        max=protocol.STROKE_SCALE_RANGE[1],
-        description="Size of the style's strokes, as a multiple of the size it was trained "
-                    "with (2: twice as large, and faster)")
+    stroke_scale: options.stroke_scale(options.APPLY_STROKE_SCALE)
     frame_start: IntProperty(name="Start", description="First timeline frame", default=1)
     frame_end: IntProperty(name="End", description="Last timeline frame (included)", default=250)
 

@@ -21,7 +21,7 @@ from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProp
                        IntProperty, StringProperty)
 
 from ..gan import protocol
-from . import compat, jobs, keyframes, library, runner, storage
+from . import compat, jobs, keyframes, library, options, runner, storage
 
 PRESET_ITEMS = (
     ('draft', "Draft", "Small and fast: minutes on a CPU"),
@@ -67,16 +67,8 @@ class SEQUENCER_OT_gan_style_train(bpy.types.Operator):
         soft_max=50.0,
         description="Weight of the training term against flicker (output of a frame vs. the "
                     "previous output moved by the optical flow; 0: off, steps are faster)")
-    learn_strokes: BoolProperty(
-        name="Learn Strokes", default=True,
-        description="For a still style such as a painting: paint a few footage frames with its "
-                    "patches first and learn from them (its strokes; about 30 s a frame on a "
-                    "CPU). Off: learn its colours and fine texture only")
-    stroke_scale: FloatProperty(
-        name="Stroke Scale", default=1.0, min=protocol.STROKE_SCALE_RANGE[0],
-        max=protocol.STROKE_SCALE_RANGE[1],
-        description="Size of the style image's strokes in the footage, as a multiple of their "
-                    "size when the image is fitted to the frame")
+    learn_strokes: options.learn_strokes()
+    stroke_scale: options.stroke_scale(options.TRAIN_STROKE_SCALE)
     resume: BoolProperty(
         name="Resume", default=True,
         description="Continue an unfinished training of the same name from its checkpoint "

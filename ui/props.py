@@ -7,7 +7,7 @@ from bpy.props import (CollectionProperty, EnumProperty, FloatProperty, IntPrope
                        PointerProperty, StringProperty, BoolProperty)
 
 from ..gan import protocol
-from ..operators import library, storage
+from ..operators import library, options, storage
 from ..operators.train import PRESET_ITEMS
 from . import previews
 
@@ -92,11 +92,7 @@ class GANSTYLE_PG_scene(bpy.types.PropertyGroup):
         name="Stabilize", default=0.0, min=0.0, max=1.0, subtype='FACTOR',
         description="Against flicker: blend in the previous stylized frame moved by the "
                     "optical flow (0: off; 0.5-0.7 calms flicker by a third to a half)")
-    stroke_scale: FloatProperty(
-        name="Stroke Scale", default=1.0, min=protocol.STROKE_SCALE_RANGE[0],
-        max=protocol.STROKE_SCALE_RANGE[1],
-        description="Size of the style's strokes, as a multiple of the size it was trained "
-                    "with (2: twice as large, and faster)")
+    stroke_scale: options.stroke_scale(options.APPLY_STROKE_SCALE)
     frame_start: IntProperty(name="Start", default=1)
     frame_end: IntProperty(name="End", default=250)
 
@@ -118,16 +114,8 @@ class GANSTYLE_PG_scene(bpy.types.PropertyGroup):
         name="Temporal Stability", default=protocol.DEFAULT_TEMPORAL_WEIGHT, min=0.0,
         max=1000.0, soft_max=50.0,
         description="Weight of the training term against flicker (0: off, steps are faster)")
-    train_learn_strokes: BoolProperty(
-        name="Learn Strokes", default=True,
-        description="For a still style such as a painting: paint a few footage frames with its "
-                    "patches first and learn from them (its strokes; about 30 s a frame on a "
-                    "CPU). Off: learn its colours and fine texture only")
-    train_stroke_scale: FloatProperty(
-        name="Stroke Scale", default=1.0, min=protocol.STROKE_SCALE_RANGE[0],
-        max=protocol.STROKE_SCALE_RANGE[1],
-        description="Size of the style image's strokes in the footage, as a multiple of their "
-                    "size when the image is fitted to the frame")
+    train_learn_strokes: options.learn_strokes()
+    train_stroke_scale: options.stroke_scale(options.TRAIN_STROKE_SCALE)
 
 
 classes = (GANSTYLE_PG_library_item, GANSTYLE_PG_scene)
