@@ -21,8 +21,8 @@ Contenders (rows):
                               each frame is transformed at 384 px and enlarged to its size;
                               onnxruntime with --peer-threads intra-op threads (default 1)
   ours (default)              the product's defaults: 3 footage frames painted with the
-                              painting's patches (GPDM), learned with the keyframe L1 on 4 x 4
-                              averages and the patch term against the painted crops, the texture
+                              painting's patches (GPDM), learned with the keyframe L1 on 16 x
+                              16 averages and the patch term against the painting, the texture
                               path at the scale the frames were painted at
   ours + stabilize 0.7        the same model with the Apply operator's stabilization
   route: patch loss           no painted frames: the unpaired GAN (full-band residual) with the

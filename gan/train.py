@@ -94,6 +94,10 @@ class Settings:
     patch_weight: float = 0.0  # multi-scale patch distribution against the style (strokes)
     patch_levels: int = 3
     keyframe_pool: int = 1  # the keyframe L1 compares averages of pool x pool pixels
+    # The patch term's target where there are keyframes: the painted crops (an artist's
+    # keyframes are the style) or the style's own crops (frames the add-on painted only
+    # approximate the painting's strokes; they hold the layout and the colours).
+    patch_against_style: bool = False
     paint_steps: int = 200  # optimisation steps per auto keyframe (keyframe_painting)
 
 
@@ -123,8 +127,10 @@ def settings_for(job: TrainJob, auto_keyframes: int = 0) -> Settings:
                                    temporal_weight=float(job.temporal_weight))
     if auto_keyframes and not job.keyframes:
         # Frames painted by the add-on show strokes, not where each stroke must fall: the L1
-        # holds the layout and colours (on 4 x 4 averages) and the patch term the strokes.
-        settings.keyframe_pool, settings.patch_weight = 4, 500.0
+        # holds the layout and colours on 16 x 16 averages, leaving the strokes inside them
+        # free, and the patch term asks for the painting's own strokes.
+        settings.keyframe_pool, settings.patch_weight = 16, 2000.0
+        settings.patch_against_style = True
     if job.patch_weight is not None:
         settings.patch_weight = float(job.patch_weight)
     if job.keyframes or auto_keyframes:
@@ -533,10 +539,12 @@ class Trainer:
                     _pooled(raw[:paired], settings.keyframe_pool)
                     - _pooled(target, settings.keyframe_pool)).abs().mean()
             if settings.patch_weight:
-                # Against the painted crops where there are keyframes: the same strokes there,
-                # wherever they fall; against the style's crops otherwise.
-                terms["patch"] = settings.patch_weight * (
-                    self.patches(raw[:paired], target) if paired else self.patches(raw, s))
+                # Against the painted crops where there are keyframes (unless the settings ask
+                # for the style's): the same strokes there, wherever they fall.
+                if paired and not settings.patch_against_style:
+                    terms["patch"] = settings.patch_weight * self.patches(raw[:paired], target)
+                else:
+                    terms["patch"] = settings.patch_weight * self.patches(raw, s)
             if moving:
                 terms["temporal"] = settings.temporal_weight * self.temporal_loss(
                     y[paired:paired + moving], previous, flows, masks)

@@ -263,7 +263,12 @@ def test_a_still_style_gets_auto_keyframes_and_a_clip_does_not(clips, trained, t
                           steps=2), reporter, CancelToken())
     logs = [f["message"] for f in reporter.named("log")]
     assert sum("painting keyframe" in m for m in logs) == 3
-    assert read_style_info(path).arch.get("full_band") is True
+    info = read_style_info(path)
+    assert info.arch.get("full_band") is True
+    # the painted frames hold the layout; the strokes are asked of the painting itself
+    assert info.meta["settings"]["patch_against_style"] is True
+    assert info.meta["settings"]["patch_weight"] > 0
+    assert "patch" in reporter.named("progress")[-1]["losses"]
 
     clip_style, clip_reporter = trained
     assert not any("painting keyframe" in f["message"] for f in clip_reporter.named("log"))
