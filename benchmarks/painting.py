@@ -77,7 +77,7 @@ import torch.nn.functional as F  # noqa: E402
 
 from gan import device as device_mod  # noqa: E402
 from gan import models  # noqa: E402
-from gan.colour import LabStats, reinhard_transfer  # noqa: E402
+from colour_transfer import LabStats, reinhard_transfer  # noqa: E402
 from gan.frames import read_image  # noqa: E402
 from gan.metrics import ssim, warping_error  # noqa: E402
 from gan.patch_distribution import pyramid, sorted_projections  # noqa: E402

@@ -42,13 +42,13 @@ import torch  # noqa: E402
 
 from gan import device as device_mod  # noqa: E402
 from gan import models  # noqa: E402
-from gan.colour import LabStats, reinhard_transfer  # noqa: E402
 from gan.frames import open_frames  # noqa: E402
 from gan.metrics import gap_closure, psnr, ssim, warping_error  # noqa: E402
 from gan.protocol import (DEFAULT_TEMPORAL_WEIGHT, CancelToken, KeyframeSpec, Reporter,  # noqa: E402
                           SourceSpec, TrainJob)
 from gan.stylize import Stabilizer  # noqa: E402
 from gan.train import train  # noqa: E402
+from colour_transfer import LabStats, reinhard_transfer  # noqa: E402
 
 SAMPLE_DIRS = [os.path.join(ROOT, ".cache", "samples"),
                "/tmp/ocvdoc/x/usr/share/doc/opencv-doc/examples/data"]

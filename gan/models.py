@@ -13,7 +13,6 @@ statistics, so a tile gives the same pixels as the whole frame. Upsampling is re
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any
 
@@ -324,39 +323,13 @@ def build_discriminator(ndf: int = 64, layers: int = 3, detail_sigma: float = 0.
 
 # -- inference ------------------------------------------------------------------------------------
 
-def fold_batchnorm(module: nn.Module) -> nn.Module:
-    """Fold every Conv2d directly followed by BatchNorm2d (inside a Sequential) into the conv,
-    so inference needs no normalization (none of our presets has any; kept for user models).
-    Returns the folded module (a Sequential is rebuilt, other modules are changed in place)."""
-    if isinstance(module, nn.Sequential):
-        folded: list[nn.Module] = []
-        for item in module:
-            if isinstance(item, nn.BatchNorm2d) and folded and isinstance(folded[-1], nn.Conv2d):
-                folded[-1] = _fold(folded[-1], item)
-            else:
-                folded.append(fold_batchnorm(item))
-        return nn.Sequential(*folded)
-    for name, child in list(module.named_children()):
-        setattr(module, name, fold_batchnorm(child))
-    return module
-
-
-def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    conv = copy.deepcopy(conv)
-    scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
-    bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(bn.running_mean)
-    conv.weight = nn.Parameter(conv.weight.detach() * scale.reshape(-1, 1, 1, 1))
-    conv.bias = nn.Parameter((bias - bn.running_mean) * scale + bn.bias.detach())
-    return conv
-
-
 def prepare_for_inference(gen: nn.Module, device: torch.device, dtype: torch.dtype) -> nn.Module:
-    """eval mode, no gradients, norms folded, channels_last, weights in `dtype`.
+    """eval mode, no gradients, channels_last, weights in `dtype`.
 
     Callers pass float [0, 1] NCHW input in any dtype; cast it to `dtype` (and ideally to
     channels_last) for speed. Output comes back in `dtype`.
     """
-    gen = fold_batchnorm(gen.eval())
+    gen = gen.eval()
     for param in gen.parameters():
         param.requires_grad_(False)
     return gen.to(device=device, dtype=dtype, memory_format=torch.channels_last)

@@ -404,7 +404,3 @@ class CancelToken:
     @property
     def requested(self) -> bool:
         return self._event.is_set()
-
-    def raise_if_requested(self, message: str = "cancelled") -> None:
-        if self._event.is_set():
-            raise CancelledError(message)

@@ -125,22 +125,6 @@ def test_batch_does_not_change_a_frame():
         assert torch.allclose(gen(x)[1:2], gen(x[1:2]), atol=1e-5)
 
 
-def test_fold_batchnorm_keeps_the_output():
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()),
-                        nn.Conv2d(8, 3, 1, bias=False), nn.BatchNorm2d(3))
-    net.train()
-    for _ in range(3):  # give the running statistics non-trivial values
-        net(torch.randn(4, 3, 16, 16) * 3 + 1)
-    net.eval()
-    x = torch.randn(2, 3, 16, 16)
-    with torch.no_grad():
-        expected = net(x)
-        folded = models.fold_batchnorm(net)
-        assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
-        assert torch.allclose(folded(x), expected, atol=1e-5)
-
-
 def test_prepare_for_inference():
     gen = models.prepare_for_inference(active_generator(), torch.device("cpu"), torch.bfloat16)
     assert not gen.training

@@ -1,8 +1,5 @@
-"""Global colour statistics and the Reinhard colour transfer (numpy + OpenCV only).
-
-The transfer is the baseline that a learned style must beat, and its statistics are the prior
-the generator's colour branch starts from (see models.ColourBranch).
-"""
+"""Global colour statistics and the Reinhard colour transfer (numpy + OpenCV only): the
+baseline row that a learned style must beat in the benchmarks."""
 
 from __future__ import annotations
 
