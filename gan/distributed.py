@@ -6,7 +6,7 @@ from its own random crops and they agree, step by step, on one set of weights:
   optimizer: the generator's methods are called several ways per step - colour path, texture
   path, encoder - which DistributedDataParallel's forward hooks do not follow);
 - weights are copied from rank 0 once, after they are built or loaded, and compared again at the
-  end (a mismatch is reported, never written as a style);
+  end (rank 0's are written; a rank whose weights differ is reported);
 - rank 0 decides, once per step, whether the budget is spent or any process was asked to stop,
   and what fraction of the budget has passed (the learning-rate schedule): every process stops
   at the same step, so none waits forever for the others;
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from typing import Any, Callable, Iterable
 
@@ -83,9 +84,8 @@ class Processes:
         try:
             return call()
         except RuntimeError as exc:  # gloo/nccl: a peer died, hung up or timed out
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise LostContact(f"lost contact with the other training processes while {what} "
-                              f"({reason[:300]}): one of them failed or was stopped") from None
+                              f"({_reason(exc)}): one of them failed or was stopped") from None
 
     def broadcast_modules(self, modules: Iterable[torch.nn.Module]) -> None:
         """Rank 0's parameters and buffers, copied into every rank's modules."""
@@ -136,20 +136,18 @@ class Processes:
         fraction, finished, cancelled = flat.tolist()
         return fraction, finished > 0, cancelled > 0
 
-    def check_same_weights(self, modules: Iterable[torch.nn.Module], device) -> None:
-        """Every rank must hold the same weights (gradients are averaged, the optimizers see the
-        same numbers): a mismatch means the processes did not train one model together."""
+    def ranks_that_drifted(self, modules: Iterable[torch.nn.Module], device) -> list[int]:
+        """The ranks whose weights differ from rank 0's (none, when gradients were averaged and
+        every optimizer saw the same numbers; GPUs of different kinds may round differently)."""
         if not self.active:
-            return
+            return []
         sums = [float(t.detach().double().abs().sum()) for m in modules for t in m.parameters()]
         mine = torch.tensor(sums, dtype=torch.float64, device=device)
         everyone = [torch.empty_like(mine) for _ in range(self.world)]
         self._collective("comparing the weights",
                          lambda: torch.distributed.all_gather(everyone, mine))
-        for rank, theirs in enumerate(everyone):
-            if not torch.equal(theirs, everyone[0]):
-                raise RuntimeError(f"the weights of rank {rank} differ from rank 0's: the "
-                                   "training processes drifted apart (nothing was written)")
+        return [rank for rank, theirs in enumerate(everyone) if not torch.equal(theirs, mine)
+                and rank != self.rank] if self.main else []
 
     def from_main(self, work: Callable[[], Any], send: Callable[[Any], Any] = lambda x: x) -> Any:
         """Run `work` on rank 0 only and give every rank the outcome: its result (`send(result)`
@@ -207,10 +205,18 @@ def start(device_name: str) -> tuple[Processes, torch.device]:
     try:
         torch.distributed.init_process_group(backend)
     except (RuntimeError, ValueError) as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UserError(f"rank {rank} could not join the other training processes "
-                        f"({backend}: {reason[:300]})") from None
+                        f"({backend}: {_reason(exc)})") from None
     return _Group(rank, local_rank, world, backend), device
+
+
+def _reason(exc: BaseException) -> str:
+    """The gist of a backend's error: its first sentence, without the C++ source location
+    ("[.../gloo/transport/tcp/pair.cc:553] Connection closed by peer [127.0.0.1]:1713. This is
+    typically caused by ...")."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    text = re.sub(r"^\[[^\]]*\.\w+:\d+\]\s*", "", text)
+    return re.split(r"\.(?:\s|$)", text, maxsplit=1)[0][:300] or type(exc).__name__
 
 
 def seed_for(seed: int, rank: int) -> tuple[int, Any]:

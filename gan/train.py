@@ -460,9 +460,6 @@ class Trainer:
             fractions.append(self.elapsed() / (self.job.minutes * 60))
         return min(max(fractions), 1.0)
 
-    def finished(self) -> bool:
-        return self.progress_fraction() >= 1.0
-
     def learning_rate(self) -> float:
         """Constant, then linear decay to 0 over the end of the budget (CUT's schedule). Several
         processes use rank 0's fraction of this step (their clocks differ)."""
@@ -717,7 +714,12 @@ class Trainer:
                 self.reporter.emit("log", message="fitting the style's colours")
                 self.fit_colours()
             self.train_loop()
-            group.check_same_weights((self.gen, self.disc, self.nce, self.ema), self.device)
+            drifted = group.ranks_that_drifted((self.gen, self.disc, self.nce, self.ema),
+                                               self.device)
+            if drifted:  # rank 0's weights are a whole model still: they are written
+                self.reporter.emit("log", message="the weights of rank(s) "
+                                   f"{', '.join(map(str, drifted))} differ from rank 0's, "
+                                   "which are written")
         except distributed.LostContact as exc:
             where = ""
             if group.main:  # what the steps so far learned is kept
