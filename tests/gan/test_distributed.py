@@ -57,10 +57,8 @@ def media(tmp_path_factory):
 
 
 def train_args(media, out, *more):
-    # one keyframe painted with small strokes: the painting route, in seconds
-    return ["train", "--style", media["painting"], "--content", media["footage"], "--out", out,
-            "--auto-keyframes", 1, "--stroke-scale", 0.25, "--crop", 32, "--batch", 2,
-            "--seed", 0, "--json", *more]
+    return ["train", "--style", media["clip"], "--content", media["footage"], "--out", out,
+            "--crop", 32, "--batch", 2, "--seed", 0, "--json", *more]
 
 
 @pytest.fixture(scope="module")
@@ -85,18 +83,18 @@ def test_two_processes_write_one_loadable_style(two_processes, media):
     assert named(seen, "progress")[-1]["done"] == 4
     info = read_style_info(out)
     assert info.meta["steps"] == 4 and info.meta["settings"]["processes"] == 2
+    assert info.meta["sources"] == ["graded.avi"]
     assert info.meta["settings"]["batch"] == 2 and info.thumbnail_png.startswith(b"\x89PNG")
     gen, _ = models.load_generator(out, torch.device("cpu"), torch.float32)
     with torch.no_grad():
         y = gen(torch.rand(1, 3, 48, 64))
     assert y.shape == (1, 3, 48, 64) and torch.isfinite(y).all()
-    # one work folder, written by rank 0: one checkpoint, the keyframes it painted, no leftovers
+    # one work folder, written by rank 0: one checkpoint, no leftovers
     work = out + ".work"
     state = load_checkpoint(os.path.join(work, CHECKPOINT_NAME))
     assert state["step"] == 4 and int(state["ema"]["n_averaged"]) == 4
     files = sorted(os.listdir(work))
     assert files.count(CHECKPOINT_NAME) == 1 and not [f for f in files if f.startswith(".")]
-    assert len(os.listdir(os.path.join(work, "auto_keyframes"))) == 1
 
 
 def test_two_processes_learn_from_both_and_one_launched_process_is_the_plain_run(
@@ -131,7 +129,23 @@ def test_two_processes_resume_from_the_checkpoint(two_processes, media, tmp_path
     assert state["step"] == 7
     assert int(state["opt_g"]["state"][0]["step"]) == 7  # the optimizer went on, too
     assert int(state["ema"]["n_averaged"]) == 7
-    assert not any("painting keyframe" in e.get("message", "") for e in named(seen, "log"))
+
+
+def test_a_still_style_is_painted_by_rank_zero_and_learned_by_all(media, tmp_path):
+    """A still style: rank 0 paints the footage keyframe with its patches and sends it to the
+    other ranks, which learn from the same pairs with their own crops."""
+    out = str(tmp_path / "still.ganstyle")
+    # one keyframe painted with small strokes: the painting route, in seconds
+    result = run(launcher(2), "train", "--style", media["painting"], "--content",
+                 media["footage"], "--out", out, "--auto-keyframes", 1, "--stroke-scale", 0.25,
+                 "--crop", 32, "--batch", 2, "--steps", 2, "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    logs = [e["message"] for e in named(events(result.stdout), "log")]
+    assert logs.count("painting keyframe 1 of 1 with the style's patches") == 1
+    assert not [m for m in logs if "differ" in m]
+    assert os.listdir(os.path.join(out + ".work", "auto_keyframes")) == ["source0_frame000000.png"]
+    info = read_style_info(out)
+    assert info.meta["steps"] == 2 and info.arch.get("full_band")  # learned as painted pairs
 
 
 def test_a_refusal_on_rank_zero_stops_every_process(media, tmp_path):
@@ -175,7 +189,8 @@ def test_a_crashed_process_fails_the_command_and_keeps_the_work(media, tmp_path)
     args = ["train", "--style", media["clip"], "--content", media["footage"], "--out", out,
             "--crop", 32, "--batch", 2, "--steps", 100000, "--json"]
     process = subprocess.Popen([*launcher(2), *map(str, args)], cwd=ROOT, env=ENV,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)  # a failed test ends all its processes
     try:
         seen = []
         for line in process.stdout:  # until training has made a step
@@ -187,7 +202,7 @@ def test_a_crashed_process_fails_the_command_and_keeps_the_work(media, tmp_path)
         rest, stderr = process.communicate(timeout=TIMEOUT / 2)
     finally:
         if process.poll() is None:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
     assert process.returncode != 0
     errors = named(events(rest), "error")
