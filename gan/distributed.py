@@ -260,11 +260,13 @@ def rank_reporter(reporter: Reporter) -> Reporter:
 
 
 def _write_error_file(message: str) -> None:
-    """torchrun's error file (TORCHELASTIC_ERROR_FILE): {"message": str, "timestamp": int}."""
+    """torchrun's error file (TORCHELASTIC_ERROR_FILE), in the layout that its @record decorator
+    writes; the summary shows "py_callstack", here the one line instead of a traceback."""
     path = os.environ.get("TORCHELASTIC_ERROR_FILE")
     if not path:
         return
-    data = json.dumps({"message": message, "timestamp": int(time.time())}).encode()
+    data = json.dumps({"message": {"message": message, "extraInfo": {
+        "py_callstack": message, "timestamp": str(int(time.time()))}}}).encode()
     try:
         atomic_write(path, lambda handle: handle.write(data), overwrite=True)
     except OSError:

@@ -123,6 +123,7 @@ def test_two_processes_resume_from_the_checkpoint(two_processes, media, tmp_path
     assert result.returncode == 0, result.stderr[-3000:]
     seen = events(result.stdout)
     assert named(seen, "start")[0]["step"] == 4
+    assert not [e for e in named(seen, "log") if "differ" in e["message"]]
     assert named(seen, "progress")[0]["done"] == 5
     assert read_style_info(out).meta["steps"] == 7
     state = load_checkpoint(os.path.join(first + ".work", CHECKPOINT_NAME))
