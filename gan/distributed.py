@@ -14,8 +14,9 @@ from its own random crops and they agree, step by step, on one set of weights:
   painted keyframes), and sends what it read (the checkpoint to resume) to the others: the
   work folder need only exist on rank 0's machine. Its refusals and failures reach every rank.
 
-One process (no launcher, or a launcher's WORLD_SIZE of 1 without RANK) is `Processes()`,
-whose collectives do nothing: training then runs exactly as it always did.
+Without a launcher (no RANK and WORLD_SIZE in the environment) the group is `Processes()`,
+whose collectives do nothing: training runs exactly as it always did. torchrun with one process
+makes a group of one, which trains the same weights bit for bit (tests/gan/test_distributed.py).
 """
 
 from __future__ import annotations
@@ -111,10 +112,11 @@ class Processes:
         parts.append(torch.tensor([float(p.grad is not None) for p in params], device=device))
         flat = torch.cat(parts)
         self._collective("averaging gradients", lambda: torch.distributed.all_reduce(flat))
+        has_grad = flat[-len(params):].tolist()  # one device sync, not one per parameter
+        flat = flat[:-len(params)].div_(self.world)
         offset = 0
-        has_grad = flat[-len(params):]
         for n, p in enumerate(params):
-            mean = flat[offset:offset + p.numel()].view(p.shape) / self.world
+            mean = flat[offset:offset + p.numel()].view(p.shape)
             offset += p.numel()
             if has_grad[n] <= 0:
                 continue
