@@ -147,6 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_worker(args.job, free_cores=max(0, args.free_cores))
 
     reporter: Reporter = JsonLinesReporter(sys.stdout) if args.json else HumanReporter(sys.stderr)
+    if args.command == "train":  # under torchrun: rank 0 reports, the others their errors only
+        from .distributed import rank_reporter
+        reporter = rank_reporter(reporter)
     try:
         job = _job_from_args(args)
     except UserError as exc:

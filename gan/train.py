@@ -28,6 +28,9 @@ from 3 keyframes 0.535 -> 0.600 with both, same 5 minutes).
 Frames are sampled with random access from bounded pools (never a whole clip in memory).
 Checkpoints (plain tensors, numbers and strings: loaded with weights_only=True) make a job
 resumable: step count, optimizer state, schedule and elapsed time budget continue.
+
+Launched by torchrun, the same training runs on several processes (GPUs, machines) that average
+their gradients every step; rank 0 reads and writes the files (see distributed.py).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ import torch
 import torch.nn.functional as F
 
 from . import device as device_mod
+from . import distributed
 from . import losses, models
 from .fileio import atomic_write
 from .frames import FrameSourceError
@@ -296,7 +300,8 @@ class Trainer:
         self.cancel = cancel
         self.work_dir = job.resolved_work_dir
         self.checkpoint_path = os.path.join(self.work_dir, CHECKPOINT_NAME)
-        self.device = device_mod.pick_device(job.device)
+        # One process, or one of torchrun's (process group joined, GPU LOCAL_RANK pinned).
+        self.group, self.device = distributed.start(job.device)
         self.dtype = device_mod.pick_dtype(self.device)
         self.step = 0
         self.elapsed_before = 0.0  # seconds of budget spent by earlier runs (resume)
@@ -340,11 +345,17 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.dtype,
                               enabled=self.dtype != torch.float32)
 
+    def prepare_work_dir(self) -> dict[str, Any] | None:
+        state = self.check_paths()
+        os.makedirs(self.work_dir, exist_ok=True)
+        return state
+
     def build(self, state: dict[str, Any] | None) -> None:
         job = self.job
         seed = job.seed + (state["step"] if state else 0)  # a resumed run draws new crops
-        torch.manual_seed(seed)
-        self.rng = np.random.default_rng(seed)
+        torch_seed, numpy_seed = distributed.seed_for(seed, self.group.rank)  # rank 0: seed
+        torch.manual_seed(torch_seed)
+        self.rng = np.random.default_rng(numpy_seed)
         self.keyframes = KeyframePairs(job.keyframes, self.rng) if job.keyframes else None
         self.content = FramePool(self.footage_specs(), self.rng, self.reporter, "footage")
         self.style = FramePool(self.style_specs(), self.rng, self.reporter, "style")
@@ -370,6 +381,10 @@ class Trainer:
                 job.preset, paired=bool(job.keyframes or self.auto_keyframes
                                         or self.settings.patch_weight),
                 texture_scale=round(scale, 3))
+        # Several processes train one model: rank 0's choices hold for all (a rank that drops
+        # an unreadable frame could otherwise count the style's frames differently).
+        self.settings, self.arch, self.auto_keyframes = self.group.from_main(
+            lambda: (self.settings, self.arch, self.auto_keyframes))
         settings = self.settings
         texture_scale = float(self.arch.get("texture_scale", 1.0))
         self.content_scale = (CONTENT_SCALE[0] / texture_scale, CONTENT_SCALE[1] / texture_scale)
@@ -408,6 +423,7 @@ class Trainer:
             self.elapsed_before = float(state["elapsed_s"])
             self.history = {k: list(map(float, v)) for k, v in state["history"].items()}
             self.history_steps = [int(s) for s in state["history_steps"]]
+        self.group.broadcast_modules((self.gen, self.disc, self.nce, self.ema))
         width, height = self.content.sources[0].size
         self.style_scale = tuple(s / texture_scale for s in style_scale_range(
             self.style, (width, height), job.stroke_scale))
@@ -436,6 +452,7 @@ class Trainer:
         for pool in ("content", "style"):
             if hasattr(self, pool):
                 getattr(self, pool).close()
+        self.group.close()
 
     # - budget -
     def elapsed(self) -> float:
@@ -449,12 +466,11 @@ class Trainer:
             fractions.append(self.elapsed() / (self.job.minutes * 60))
         return min(max(fractions), 1.0)
 
-    def finished(self) -> bool:
-        return self.progress_fraction() >= 1.0
-
     def learning_rate(self) -> float:
-        """Constant, then linear decay to 0 over the end of the budget (CUT's schedule)."""
-        fraction, start = self.progress_fraction(), self.settings.decay_from
+        """Constant, then linear decay to 0 over the end of the budget (CUT's schedule). Several
+        processes use rank 0's fraction of this step (their clocks differ)."""
+        fraction = self.agreed_fraction if self.group.active else self.progress_fraction()
+        start = self.settings.decay_from
         factor = 1.0 if fraction <= start else max(0.0, (1 - fraction) / (1 - start))
         return self.settings.lr * factor
 
@@ -479,11 +495,14 @@ class Trainer:
         from the style's palette instead of the identity."""
         optimizer = torch.optim.Adam(self.gen.colour.parameters(), lr=self.settings.colour_fit_lr)
         for _ in range(self.settings.colour_fit_steps):
-            if self.cancel.requested:
+            # Several processes stop together, at the training loop's next step (one that
+            # left this loop alone would wait there for the others forever).
+            if self.cancel.requested and not self.group.active:
                 return
             loss = self.colour_loss()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            self.group.average_gradients(self.gen.colour.parameters())
             optimizer.step()
 
     def train_step(self) -> dict[str, float]:
@@ -551,6 +570,8 @@ class Trainer:
         loss_g = sum(terms.values())
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
+        self.group.average_gradients(p for group in self.opt_g.param_groups
+                                     for p in group["params"])
         self.opt_g.step()
         self.ema.update_parameters(gen)
         if settings.adversarial_weight:
@@ -558,6 +579,7 @@ class Trainer:
                 loss_d = losses.lsgan_d_loss(self.disc(s), self.disc(y.detach()))
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
+            self.group.average_gradients(self.disc.parameters())
             self.opt_d.step()
             terms["d"] = loss_d
         if self.step % 4 == 0:
@@ -660,6 +682,8 @@ class Trainer:
                          "minutes": job.minutes, "device": self.device.type,
                          "dtype": str(self.dtype).replace("torch.", "")},
         }
+        if self.group.active:  # batch is per process: the processes' steps saw batch x this
+            meta["settings"]["processes"] = self.group.world
         state_dict = {k: v.detach().float().cpu()
                       for k, v in self.averaged_generator().state_dict().items()}
         try:
@@ -672,47 +696,98 @@ class Trainer:
 
     # - the loop -
     def run(self) -> str:
-        state = self.check_paths()
-        os.makedirs(self.work_dir, exist_ok=True)
+        group = self.group
+        state = group.from_main(self.prepare_work_dir)  # rank 0's checkpoint, sent to all
         self.build(state)
         self.started = time.monotonic()
         job = self.job
+        extra = {"processes": group.world} if group.active else {}
         self.reporter.emit("start", kind="train", total=job.steps or 0,
                            **device_mod.start_fields(self.device, self.dtype), preset=job.preset,
-                           step=self.step, budget_s=job.minutes * 60 if job.minutes else None)
+                           step=self.step, budget_s=job.minutes * 60 if job.minutes else None,
+                           **extra)
+        if group.active:
+            self.reporter.emit("log", message=f"training on {group.world} processes "
+                               f"({group.backend}): {self.settings.batch} crops each, "
+                               f"{self.settings.batch * group.world} a step")
         if self.auto_keyframes:
-            try:
-                painted = paint_keyframes(self.footage_specs(), self.content, self.style,
-                                          self.auto_keyframes, self.work_dir, job.stroke_scale,
-                                          self.settings.paint_steps, self.reporter, self.cancel)
-            except CancelledError:
-                self.save_checkpoint()  # resumable: the frames painted so far are kept too
-                raise
-            self.keyframes = KeyframePairs([*job.keyframes, *painted], self.rng)
-        if self.step == 0:
-            self.reporter.emit("log", message="fitting the style's colours")
-            self.fit_colours()
+            self.keyframes = group.from_main(self.paint_keyframes,
+                                             send=lambda pairs: (pairs.inputs, pairs.targets))
+            if not group.main:  # the painted pairs, with this rank's own random draws
+                inputs, targets = self.keyframes
+                self.keyframes = KeyframePairs([], self.rng)
+                self.keyframes.inputs, self.keyframes.targets = inputs, targets
+        try:
+            if self.step == 0:
+                self.reporter.emit("log", message="fitting the style's colours")
+                self.fit_colours()
+            self.train_loop()
+            drifted = group.ranks_that_drifted((self.gen, self.disc, self.nce, self.ema),
+                                               self.device)
+            if drifted:  # rank 0's weights are a whole model still: they are written
+                self.reporter.emit("log", message="the weights of rank(s) "
+                                   f"{', '.join(map(str, drifted))} differ from rank 0's, "
+                                   "which are written")
+        except distributed.LostContact as exc:
+            where = ""
+            if group.main:  # what the steps so far learned is kept
+                self.save_checkpoint()
+                where = f"; the checkpoint in {self.work_dir} keeps the work: resume to continue"
+            raise distributed.LostContact(f"training stopped at step {self.step}: {exc}{where}"
+                                          ) from None
+        return group.from_main(self.finish)
+
+    def paint_keyframes(self) -> KeyframePairs:
+        """Frames painted with the style's patches (or those painted before), with the
+        painted keyframes: the pairs to learn from."""
+        job = self.job
+        try:
+            painted = paint_keyframes(self.footage_specs(), self.content, self.style,
+                                      self.auto_keyframes, self.work_dir, job.stroke_scale,
+                                      self.settings.paint_steps, self.reporter, self.cancel)
+        except CancelledError:
+            self.save_checkpoint()  # resumable: the frames painted so far are kept too
+            raise
+        return KeyframePairs([*job.keyframes, *painted], self.rng)
+
+    def train_loop(self) -> None:
+        """Steps until the budget is spent; previews, checkpoints and progress on the way (by
+        rank 0 alone, when there are several processes)."""
+        job, group = self.job, self.group
         last_checkpoint = last_preview = time.monotonic()
         last_progress = -math.inf
-        run_start_step = self.step
-        self.write_preview()
-        while not self.finished():
-            if self.cancel.requested:
-                self.save_checkpoint()
+        self.run_start_step = self.step
+        if group.main:
+            self.write_preview()
+        while True:
+            # Every process stops at the same step: rank 0's budget, anyone's cancel request.
+            fraction = self.progress_fraction()
+            self.agreed_fraction, finished, cancelled = group.agree_to_stop(
+                fraction, fraction >= 1.0, self.cancel.requested, self.device)
+            if finished:
+                return
+            if cancelled:
+                if group.main:
+                    self.save_checkpoint()
                 raise CancelledError(f"training stopped at step {self.step}; resume to continue")
             self.last_losses = self.record(self.train_step())
             self.step += 1
+            if not group.main:
+                continue
             now = time.monotonic()
             if now - last_progress >= PROGRESS_INTERVAL_S:
                 last_progress = now
-                self.emit_progress(self.last_losses, run_start_step)
+                self.emit_progress(self.last_losses, self.run_start_step)
             if now - last_checkpoint >= job.checkpoint_every_s:
                 self.save_checkpoint()
                 last_checkpoint = time.monotonic()
             if now - last_preview >= job.preview_every_s:
                 self.write_preview()
                 last_preview = time.monotonic()
-        self.emit_progress(self.last_losses, run_start_step)
+
+    def finish(self) -> str:
+        """The last progress, preview and checkpoint, then the style file (rank 0)."""
+        self.emit_progress(self.last_losses, self.run_start_step)
         self.write_preview()
         self.save_checkpoint()
         return self.write_style()
