@@ -22,12 +22,13 @@ FRAMES = 24
 CHUNK = 6
 # Stabilize 0.5 starts a chunk 9 frames early (preroll_frames): the chunks 12-17 and 18-23 then
 # begin inside the run, not at its start, so the test sees the seam if there is one. What a
-# cold start leaves is below half a grey level before rounding; the rounding of each frame to
-# 8 bits can keep an off-by-one alive for a few frames (measured here: at most 1 level, on
-# under 1% of the pixels; docs/decisions.md).
+# cold start leaves in the stabilizer's (float) state is below half a grey level after the
+# pre-roll, so a frame can differ by one level only where the single run's value lies within
+# that distance of a rounding boundary (measured: 0.10% of the values here, 0.009% on
+# vtest.avi at 0.7; docs/decisions.md). A cold start differs by up to 30-47 levels.
 STABILIZE = 0.5
 TOLERANCE_MAX = 1
-TOLERANCE_SHARE = 0.01
+TOLERANCE_SHARE = 0.005
 
 
 def gan(*args, cwd=None):
@@ -113,6 +114,7 @@ def test_the_bundle_runs_in_chunks_like_a_single_run(flickering_style, pan, tmp_
         assert worst == 0  # every frame on its own: bit-identical
     else:
         assert preroll_frames(stabilize) < 2 * CHUNK  # the last chunks really start mid-run
+        print(f"chunked vs single run, Stabilize {stabilize}: max {worst}, share {share:.5f}")
         assert worst <= TOLERANCE_MAX and share <= TOLERANCE_SHARE, (worst, share)
 
 
