@@ -86,7 +86,9 @@ class SEQUENCER_OT_gan_style_export_farm_job(bpy.types.Operator):
     stylizes the selected strips in chunks; Apply then adds the farm's frames"""
     bl_idname = "sequencer.gan_style_export_farm_job"
     bl_label = "Export Farm Job"
-    bl_options = {'REGISTER', 'UNDO'}
+    # No redo panel (REGISTER): changing a setting there would run the export again and write
+    # another bundle. UNDO: the scene's record of the export is undoable.
+    bl_options = {'UNDO'}
 
     style: StringProperty(
         name="Style", description="Library name of the style, or the path of a .ganstyle file "
