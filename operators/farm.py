@@ -192,7 +192,7 @@ class SEQUENCER_OT_gan_style_export_farm_job(bpy.types.Operator):
             farm.write_bundle(bundle, style_path, runs, farm.FarmSettings(
                 mix=settings["mix"], stabilize=settings["stabilize"],
                 stroke_scale=settings["stroke_scale"], chunk_size=int(self.chunk_size),
-                device=storage.device(context), python=self.python.strip() or "python"),
+                device="auto", python=self.python.strip() or "python"),  # the farm's GPUs
                 title=f"{blend_name} [{style_name}]")
         finally:
             for folder in renders:  # moved into the bundle, or not needed any more
