@@ -549,8 +549,9 @@ def _frames_to_run(job: StylizeJob, indices: list[int], wanted: list[str], kept:
     preroll = preroll_frames(job.stabilize) if stabilizing else 0
     if preroll and job.run_start is not None and indices[0] > job.run_start:
         before = list(range(max(job.run_start, indices[0] - preroll), indices[0]))
-        indices, wanted, kept = before + indices, [None] * len(before) + wanted, \
-            [True] * len(before) + kept
+        indices = before + indices
+        wanted = [None] * len(before) + wanted
+        kept = [True] * len(before) + kept
     paths = [None if k else p for p, k in zip(wanted, kept)]
     todo = [i for i, p in enumerate(paths) if p is not None]
     finished = sum(1 for p, k in zip(wanted, kept) if p is not None and k)
