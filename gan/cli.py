@@ -1,4 +1,4 @@
-"""`python -m gan train|stylize|info|worker`: the command line of the style engine.
+"""`python -m gan train|stylize|frame|info|worker|farm-job|check-frames`: the engine's command line.
 
 Exit codes: 0 done, 1 failed (one line says why), 2 bad arguments, 3 cancelled.
 """
@@ -98,7 +98,54 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument("--stroke-scale", type=float, default=1.0, metavar="K",
                          help="the style's strokes at K times the size they were trained at "
                               "(0.25-4, default 1; 2 also runs faster)")
+    stylize.add_argument("--files", metavar="LIST",
+                         help="a text file naming images in the --input folder, one a line: "
+                              "frame N is the Nth line")
+    stylize.add_argument("--skip-existing", action="store_true",
+                         help="keep the frames whose file exists and stylize only the missing "
+                              "ones (re-running a farm task)")
+    stylize.add_argument("--run-frames", metavar="A-B",
+                         help="the whole run that --frames is a chunk of: with --stabilize the "
+                              "chunk starts a few frames early (not before A) without writing "
+                              "them, so that it meets a single run without a seam")
     _add_common(stylize)
+
+    farm = commands.add_parser(
+        "farm-job", help="write an Open Job Description job bundle that stylizes on a farm",
+        description="Write a job bundle (template.yaml, parameter_values.yaml, "
+                    "asset_references.yaml, the style and this engine) that stylizes FRAMES in "
+                    "contiguous chunks, then checks every frame. Submit it with "
+                    "'deadline bundle submit BUNDLE', or run it here with "
+                    "'openjd run BUNDLE/template.yaml'.")
+    farm.add_argument("--model", required=True, metavar="STYLE_FILE", help="the .ganstyle file")
+    farm.add_argument("--input", required=True, metavar="PATH",
+                      help="video, image folder or image (the folder of --files)")
+    farm.add_argument("--files", metavar="LIST",
+                      help="a text file naming images in the --input folder, one a line")
+    farm.add_argument("--frames", required=True, metavar="A-B",
+                      help="source frames to stylize, inclusive, 0-based")
+    farm.add_argument("--output", required=True, metavar="DIR",
+                      help="where the farm writes frame_NNNNNN.png (numbered by source frame)")
+    farm.add_argument("--bundle", required=True, metavar="DIR",
+                      help="the job bundle folder to create (never overwritten)")
+    farm.add_argument("--chunk-size", type=int, default=10, metavar="N",
+                      help="frames per task (default 10)")
+    farm.add_argument("--mix", type=float, default=1.0)
+    farm.add_argument("--stabilize", type=float, default=0.0, metavar="S")
+    farm.add_argument("--stroke-scale", type=float, default=1.0, metavar="K")
+    farm.add_argument("--format", choices=FORMATS, default="png")
+    farm.add_argument("--device", choices=DEVICES, default="auto")
+    farm.add_argument("--python", default="python", metavar="PY",
+                      help="the Python on the farm's workers (default: python)")
+    farm.add_argument("--name", help="job name (default: the input's name)")
+
+    check = commands.add_parser(
+        "check-frames", help="fail unless every frame of a range exists in a folder",
+        description="Exit 0 when OUTPUT holds frame_NNNNNN.png for every frame of FRAMES; "
+                    "else one line names the missing frames, exit 1.")
+    check.add_argument("--output", required=True, metavar="DIR")
+    check.add_argument("--frames", required=True, metavar="A-B")
+    check.add_argument("--format", choices=FORMATS, default="png")
 
     frame = commands.add_parser(
         "frame", help="write one source frame to a PNG (to paint a keyframe over)",
@@ -142,6 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _info(args)
     if args.command == "frame":
         return _export_frame(args)
+    if args.command == "farm-job":
+        return _farm_job(args)
+    if args.command == "check-frames":
+        return _check_frames(args)
     if args.command == "worker":
         from .worker import run_worker
         return run_worker(args.job, free_cores=max(0, args.free_cores))
@@ -175,15 +226,77 @@ def _job_from_args(args: argparse.Namespace) -> TrainJob | StylizeJob:
             temporal_weight=args.temporal, stroke_scale=args.stroke_scale,
             auto_keyframes=args.auto_keyframes)
     else:
-        frames = None
-        if args.frames is not None:
-            from .frames import parse_frame_range
-            frames = parse_frame_range(args.frames)
-        job = StylizeJob(model=args.model, input=SourceSpec(args.input, frames), output=args.output,
+        from .frames import parse_frame_range
+        frames = None if args.frames is None else parse_frame_range(args.frames)
+        run_start = None if args.run_frames is None else min(parse_frame_range(args.run_frames))
+        source = args.input if args.files is None else _listed_files(args.input, args.files)
+        job = StylizeJob(model=args.model, input=SourceSpec(source, frames), output=args.output,
                          mix=args.mix, device=args.device, format=args.format,
                          first_number=args.first_number, batch=args.batch, tile=args.tile,
-                         stabilize=args.stabilize, stroke_scale=args.stroke_scale)
+                         stabilize=args.stabilize, stroke_scale=args.stroke_scale,
+                         skip_existing=args.skip_existing, run_start=run_start)
     return job_from_dict(job_to_dict(job))  # one validation path for CLI and worker
+
+
+def _listed_files(folder: str, listing: str) -> list[str]:
+    """The images that a --files list names, in the --input folder."""
+    try:
+        with open(listing, encoding="utf-8") as handle:
+            names = [line.rstrip("\r\n") for line in handle if line.strip()]
+    except OSError as exc:
+        raise UserError(f"cannot read the list of image files {listing}: "
+                        f"{exc.strerror or exc}") from None
+    if not names:
+        raise UserError(f"the list of image files {listing} is empty")
+    return [os.path.join(folder, name) for name in names]
+
+
+def _farm_job(args: argparse.Namespace) -> int:
+    """Write a job bundle for one input; prints its folder."""
+    from . import farm
+    from .frames import parse_frame_range
+    try:
+        frames = parse_frame_range(args.frames)
+        if frames != list(range(frames[0], frames[0] + len(frames))):
+            raise UserError(f"--frames {args.frames}: a farm job stylizes one ascending range A-B")
+        files = None
+        if args.files is not None:
+            files = [os.path.basename(p) for p in _listed_files(args.input, args.files)]
+        name = args.name or os.path.splitext(os.path.basename(os.path.normpath(args.input)))[0]
+        source = farm.FarmSource(name=name, input=os.path.abspath(args.input), first=frames[0],
+                                 last=frames[-1], output=os.path.abspath(args.output),
+                                 files=files)
+        settings = farm.FarmSettings(mix=args.mix, stabilize=args.stabilize,
+                                     stroke_scale=args.stroke_scale, chunk_size=args.chunk_size,
+                                     device=args.device, format=args.format, python=args.python)
+        path = farm.write_bundle(args.bundle, os.path.abspath(args.model), [source], settings,
+                                 title=name)
+    except UserError as exc:
+        sys.stderr.write(f"error: {_one_line(str(exc))}\n")
+        return EXIT_FAILED
+    print(path)
+    return EXIT_OK
+
+
+def _check_frames(args: argparse.Namespace) -> int:
+    """The farm job's last step: every frame of the range is in the folder."""
+    from .farm import missing_frames
+    from .frames import parse_frame_range
+    try:
+        frames = parse_frame_range(args.frames)
+    except UserError as exc:
+        sys.stderr.write(f"error: {_one_line(str(exc))}\n")
+        return EXIT_FAILED
+    missing = missing_frames(args.output, frames, args.format)
+    if missing:
+        listed = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5
+                                           else "")
+        sys.stderr.write(f"error: {len(missing)} of {len(frames)} frames are missing in "
+                         f"{args.output}: {listed}; run the job again: only missing frames are "
+                         "stylized\n")
+        return EXIT_FAILED
+    print(f"all {len(frames)} frames are in {args.output}")
+    return EXIT_OK
 
 
 def _keyframe(footage: str, frame: str, painted: str) -> KeyframeSpec:

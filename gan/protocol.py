@@ -107,6 +107,13 @@ class StylizeJob:
     tile: int | None = None
     stabilize: float = 0.0  # 0 off; up to 1: blend in the previous output, moved by the flow
     stroke_scale: float = 1.0  # the style's strokes at this multiple of their trained size
+    # Farm chunks (gan/farm.py). skip_existing: frames whose output file exists are kept, not
+    # stylized again (a re-run redoes only the missing ones). run_start: the chunk belongs to a
+    # run that starts at source frame run_start; with stabilize, the chunk first stylizes up to
+    # stylize.preroll_frames(stabilize) frames before its first one (never before run_start)
+    # without writing them, so that its stabilizer starts where a single run's would be.
+    skip_existing: bool = False
+    run_start: int | None = None
 
     kind = "stylize"
 
@@ -241,6 +248,9 @@ def _validate(job: TrainJob | StylizeJob) -> None:
         _check(job.tile is None or (_is_int(job.tile) and job.tile >= 64), "tile must be >= 64 pixels")
         _check(_is_number(job.stabilize) and 0.0 <= job.stabilize <= 1.0,
                "stabilize must be between 0 and 1")
+        _check(isinstance(job.skip_existing, bool), "skip_existing must be true or false")
+        _check(job.run_start is None or (_is_int(job.run_start) and job.run_start >= 0),
+               "run_start must be a frame number >= 0")
     _check(_is_number(job.stroke_scale)
            and STROKE_SCALE_RANGE[0] <= job.stroke_scale <= STROKE_SCALE_RANGE[1],
            f"stroke_scale must be between {STROKE_SCALE_RANGE[0]:g} and {STROKE_SCALE_RANGE[1]:g}")

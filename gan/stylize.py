@@ -7,10 +7,12 @@ bounded, so memory does not grow with the length of the clip.
 
 Each frame is stylized on its own (no state crosses frames), so stylizing frames 0-9 and 10-19
 separately, even on two machines of the same kind, gives the same files as 0-19 at once. The
-exception is the optional stabilization (`stabilize` > 0), which blends in the previous output
-moved by the optical flow: it starts afresh at the first frame of each run. Its motion is
-measured on motion threads while the model works on the same frames; only the final warp and
-blend run in the inference thread.
+optional stabilization (`stabilize` > 0) blends in the previous output moved by the optical
+flow, so it carries state from frame to frame: a chunk that knows where its run starts
+(`run_start`) first stylizes a few frames before its first one without writing them
+(`preroll_frames`), and then meets the single run within half a grey level before rounding (see
+docs/decisions.md for the measured difference). Its motion is measured on motion threads while
+the model works on the same frames; only the final warp and blend run in the inference thread.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import ctypes
+import math
 import os
 import sys
 import threading
@@ -64,6 +67,25 @@ STABILIZE_FADE = 96.0
 # STABILIZE_MATCH of 255) is a cut: nothing of the previous shot is blended into it.
 STABILIZE_MATCH = 24.0
 STABILIZE_CUT_MATCH = 0.5
+# A chunk of a stabilized run starts this many frames early at most (see preroll_frames).
+MAX_PREROLL = 60
+
+
+def preroll_frames(strength: float) -> int:
+    """Frames a chunk of a stabilized run stylizes before its first one, without writing them.
+
+    Each frame keeps at most `strength` of the previous output (`Stabilizer`), so whatever a
+    cold start leaves in the state shrinks by that factor per frame: after K frames at most
+    255 * strength**K grey levels of it are left. K is the smallest with that below half a level
+    (strength 0.5: 9 frames, 0.7: 18, 0.9: 60), capped at MAX_PREROLL (above 0.9 the bound is
+    then 255 * strength**60, e.g. 1.2 levels at 0.92; on real footage the blend weight is
+    mostly well below `strength`, see docs/decisions.md).
+    """
+    if strength <= 0:
+        return 0
+    if strength >= 1:
+        return MAX_PREROLL
+    return min(MAX_PREROLL, math.ceil(math.log(0.5 / 255) / math.log(strength)))
 
 
 def output_paths(job: StylizeJob, indices: list[int]) -> list[str]:
@@ -74,16 +96,17 @@ def output_paths(job: StylizeJob, indices: list[int]) -> list[str]:
     return [os.path.join(job.output, f"frame_{n:06d}{ext}") for n in numbers]
 
 
-def _check_outputs(job: StylizeJob, paths: list[str], indices: list[int]) -> None:
+def _check_outputs(job: StylizeJob, paths: list[str | None], indices: list[int]) -> None:
+    """`paths`: None for a frame that is kept as it is (skip_existing)."""
     seen: set[str] = set()
     for index, path in zip(indices, paths):
-        if path in seen:
+        if path is not None and path in seen:
             raise UserError(f"frame {index} is asked for twice, so its output file would be "
                             "written twice; number the outputs by position (first_number)")
         seen.add(path)
     if os.path.exists(job.output) and not os.path.isdir(job.output):
         raise UserError(f"output {job.output} is a file, not a folder")
-    clashes = [p for p in paths if os.path.lexists(p)]
+    clashes = [p for p in paths if p is not None and os.path.lexists(p)]
     if clashes:
         more = (f" (and {len(clashes) - 1} more of the {len(paths)} frames)"
                 if len(clashes) > 1 else "")
@@ -491,8 +514,14 @@ def stylize(job: StylizeJob, reporter: Reporter, cancel: CancelToken) -> list[st
     with frames_mod.open_frames(job.input.path, job.input.frames) as source:
         if not source.indices:
             raise UserError(f"nothing to stylize: no frames of {source.path} were asked for")
-        paths = output_paths(job, source.indices)
-        _check_outputs(job, paths, source.indices)
+        indices = list(source.indices)
+    wanted = output_paths(job, indices)
+    kept = [job.skip_existing and os.path.lexists(p) for p in wanted]
+    _check_outputs(job, [None if k else p for p, k in zip(wanted, kept)], indices)
+    indices, paths = _frames_to_run(job, indices, wanted, kept, reporter)
+    if not any(paths):
+        return []  # every frame exists already (skip_existing)
+    with frames_mod.open_frames(job.input.path, indices) as source:
         model = FrameStylizer.from_job(job) if job.mix > 0 else None  # mix 0: original pixels
         try:
             os.makedirs(job.output, exist_ok=True)
@@ -506,12 +535,55 @@ def stylize(job: StylizeJob, reporter: Reporter, cancel: CancelToken) -> list[st
         return _run_pipeline(source, model, paths, job.format, reporter, cancel, stabilizer)
 
 
+def _frames_to_run(job: StylizeJob, indices: list[int], wanted: list[str], kept: list[bool],
+                   reporter: Reporter) -> tuple[list[int], list[str | None]]:
+    """The source frames to run through the model and, for each, the file to write (None:
+    stylized only to bring the stabilizer's state up to date, not written).
+
+    Without Stabilize only the frames to write are run. With it, the run starts up to
+    `preroll_frames` before the first frame to write: before a chunk's first frame (from
+    `run_start` on) and before a missing frame of a half-finished chunk (its finished
+    neighbours are stylized again, not rewritten).
+    """
+    stabilizing = job.stabilize > 0 and job.mix > 0
+    preroll = preroll_frames(job.stabilize) if stabilizing else 0
+    if preroll and job.run_start is not None and indices[0] > job.run_start:
+        before = list(range(max(job.run_start, indices[0] - preroll), indices[0]))
+        indices = before + indices
+        wanted = [None] * len(before) + wanted
+        kept = [True] * len(before) + kept
+    paths = [None if k else p for p, k in zip(wanted, kept)]
+    todo = [i for i, p in enumerate(paths) if p is not None]
+    finished = sum(1 for p, k in zip(wanted, kept) if p is not None and k)
+    if not todo:
+        reporter.emit("log", message=f"all {finished} frames exist already in {job.output}; "
+                                     "nothing to do")
+        return [], []
+    if not stabilizing:
+        indices, paths = [indices[i] for i in todo], [paths[i] for i in todo]
+    else:
+        first = max(0, todo[0] - preroll)
+        indices, paths = indices[first:todo[-1] + 1], paths[first:todo[-1] + 1]
+    warm = sum(1 for p in paths if p is None)
+    if finished or warm:
+        notes = []
+        if finished:
+            notes.append(f"kept {finished} finished frames in {job.output}")
+        notes.append(f"stylizing {len(todo)}")
+        if warm:
+            notes.append(f"{warm} more stylized without writing so that Stabilize continues "
+                         "the run")
+        reporter.emit("log", message="; ".join(notes))
+    return indices, paths
+
+
 @dataclass
 class Motion:
     """How the previous output is carried onto a frame: where each pixel samples it (remap maps)
     and how much of it is blended in (full size)."""
     maps: tuple[np.ndarray, np.ndarray]
     alpha: np.ndarray
+    keep: np.ndarray  # 1 - alpha (made on the motion thread, not in the sequential blend)
 
 
 class Stabilizer:
@@ -551,16 +623,24 @@ class Stabilizer:
         if scale != 1.0:
             flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR) / scale
             alpha = cv2.resize(alpha, (width, height), interpolation=cv2.INTER_LINEAR)
-        return Motion(sampling_maps(flow), alpha)
+        return Motion(sampling_maps(flow), alpha, 1 - alpha)
 
     def blend(self, styled: np.ndarray, motion: Motion | None) -> np.ndarray:
-        """Blend the previous output, carried by `motion`, into this frame's styled output."""
+        """Blend the previous output, carried by `motion`, into this frame's styled output.
+
+        The state is kept in float32 and only the returned frame is rounded to 8 bits: with an
+        8-bit state, each frame's rounding kept off-by-one (and two) differences alive for as
+        long as the blend weight stays high, so a chunk that started early never quite met a
+        single run (at 0.7 on vtest.avi, 11% of the values differed by up to 2 levels).
+        """
         previous = self.previous_output
-        if motion is not None and previous is not None and previous.shape == styled.shape:
-            styled = cv2.blendLinear(styled, remap(previous, motion.maps), 1 - motion.alpha,
-                                     motion.alpha)
-        self.previous_output = styled
-        return styled
+        state = styled.astype(np.float32)
+        self.previous_output = state
+        if motion is None or previous is None or previous.shape != state.shape:
+            return styled
+        state = cv2.blendLinear(state, remap(previous, motion.maps), motion.keep, motion.alpha)
+        self.previous_output = state
+        return cv2.convertScaleAbs(state)  # rounded to the nearest level (state >= 0)
 
     def __call__(self, frame: np.ndarray, styled: np.ndarray) -> np.ndarray:
         motion = self.measure(self.previous_frame, frame)
@@ -568,10 +648,11 @@ class Stabilizer:
         return self.blend(styled, motion)
 
 
-def _run_pipeline(source: frames_mod.FrameSource, model: FrameStylizer | None, paths: list[str],
-                 fmt: str, reporter: Reporter, cancel: CancelToken,
+def _run_pipeline(source: frames_mod.FrameSource, model: FrameStylizer | None,
+                 paths: list[str | None], fmt: str, reporter: Reporter, cancel: CancelToken,
                  stabilizer: Stabilizer | None = None) -> list[str]:
-    """Decode -> model -> encode, overlapped; `model` None copies the frames unchanged."""
+    """Decode -> model -> encode, overlapped; `model` None copies the frames unchanged. A
+    frame whose path is None is stylized (the stabilizer's state) but not written."""
     ext, params = EXTENSIONS[fmt]
     width, height = source.size
     batch = model.plan(height, width).batch if model else 1
@@ -594,6 +675,7 @@ def _run_pipeline(source: frames_mod.FrameSource, model: FrameStylizer | None, p
     written: list[str] = []
     meter = ProgressMeter(len(paths))
     writing_bytes = 0
+    skipped = 0
 
     def collect(block_until: int) -> None:
         """Take finished writes in order; wait while more than `block_until` frames (or too
@@ -611,7 +693,7 @@ def _run_pipeline(source: frames_mod.FrameSource, model: FrameStylizer | None, p
         while True:
             if cancel.requested:
                 raise CancelledError(f"cancelled after {len(written) + len(pending)} of "
-                                     f"{len(paths)} frames")
+                                     f"{len(paths) - paths.count(None)} frames")
             images = batches.next()
             if not images:
                 break
@@ -623,6 +705,10 @@ def _run_pipeline(source: frames_mod.FrameSource, model: FrameStylizer | None, p
             for i, image in enumerate(model(images) if model else images):
                 if stabilizer is not None:
                     image = stabilizer.blend(image, motions[i].result())
+                if paths[position] is None:  # a pre-roll frame: its state, not its file
+                    position += 1
+                    skipped += 1
+                    continue
                 collect(block_until=2 * workers + batch)
                 pending.append((encoders.submit(_write_frame, image, paths[position], ext,
                                                 params), image.nbytes))
@@ -630,9 +716,9 @@ def _run_pipeline(source: frames_mod.FrameSource, model: FrameStylizer | None, p
                 position += 1
             collect(block_until=2 * workers + batch)
             if meter.due():
-                reporter.emit("progress", **meter.fields(len(written)))
+                reporter.emit("progress", **meter.fields(len(written) + skipped))
         collect(block_until=0)
-        reporter.emit("progress", **meter.fields(len(written)))
+        reporter.emit("progress", **meter.fields(len(written) + skipped))
         return written
     finally:
         stop.set()

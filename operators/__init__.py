@@ -5,10 +5,10 @@ from __future__ import annotations
 import bpy
 from bpy.app.handlers import persistent
 
-from . import apply, cancel, cli, deps, export_frame, jobs, library, runner, train
+from . import apply, cancel, cli, deps, export_frame, farm, jobs, library, runner, train
 
 classes = (*train.classes, *apply.classes, *cancel.classes, *library.classes, *deps.classes,
-           *export_frame.classes)
+           *export_frame.classes, *farm.classes)
 
 
 @persistent

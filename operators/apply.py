@@ -19,7 +19,7 @@ import bpy
 from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 
 from ..gan import protocol, stylefile
-from . import compat, jobs, library, options, runner, storage
+from . import compat, farm, jobs, library, options, runner, storage
 
 FRAME_PATTERN = "frame_{:06d}.png"
 FIRST_NUMBER = 1
@@ -70,6 +70,9 @@ class SEQUENCER_OT_gan_style_apply(bpy.types.Operator):
             self.report({'ERROR'}, "Select a visual strip to stylize (movie, image, scene, "
                                    "colour, text, effect or meta strip)")
             return {'CANCELLED'}
+        strips = farm.add_finished_strips(self, context, scene, strips)  # a farm made them
+        if not strips:
+            return {'FINISHED'}
         return jobs.run(self, scene, functools.partial(self._prepare, context, scene, strips))
 
     def _prepare(self, context, scene, strips, work_dir) -> runner.Job:
@@ -190,8 +193,9 @@ def _new_strip(container, channel: int, record: dict, data: dict):
             directory = bpy.path.relpath(directory)
         except ValueError:  # another drive (Windows)
             pass
+    files = record.get("files") or output_files(record["count"])  # "files": farm frames
     strip = compat.new_image_strip(container, f"{record['source']} [{data['style_name']}]",
-                                   directory, output_files(record["count"]), channel, start)
+                                   directory, files, channel, start)
     if "transform" in record:
         for key, value in record["transform"].items():
             setattr(strip.transform, key, value)

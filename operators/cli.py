@@ -9,8 +9,14 @@
                                [--no-strokes] [--no-keyframes]
                                [--no-resume] [--scene NAME]
 
+    blender -c gan_style farm-job FILE.blend --style NAME [--strip NAME ...] [--mix 1.0]
+                               [--stabilize S] [--stroke-scale K] [--frames START-END]
+                               [--out DIR] [--output-dir DIR] [--chunk-size N] [--python PY]
+                               [--scene NAME] [--no-save]
+
 (train: painted keyframes above the content strips are used unless --no-keyframes; with
-keyframes, no style strip or file is needed.)
+keyframes, no style strip or file is needed. farm-job: writes an Open Job Description bundle
+for a render farm and saves the .blend, which remembers it for Apply, unless --no-save.)
     blender -c gan_style library            list the style library
     blender -c gan_style import FILE.ganstyle
 
@@ -92,6 +98,29 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start over instead of resuming an unfinished training")
     train.add_argument("--scene", help="scene name (default: the file's active scene)")
 
+    farm = commands.add_parser("farm-job", help="write a render-farm job for strips of a "
+                                                "saved .blend (Open Job Description bundle)")
+    farm.add_argument("blend", help="the .blend file")
+    farm.add_argument("--style", required=True, help="library name or .ganstyle path")
+    farm.add_argument("--strip", action="append", default=[], metavar="NAME",
+                      help="strip to stylize (repeatable; default: the selected strips)")
+    farm.add_argument("--mix", type=float, default=1.0, help="0 original .. 1 full style")
+    farm.add_argument("--stabilize", type=float, default=0.0, metavar="S",
+                      help="0-1: against flicker (default 0: off)")
+    farm.add_argument("--stroke-scale", type=float, default=1.0, metavar="K",
+                      help="the style's strokes at K times their trained size (0.25-4)")
+    farm.add_argument("--frames", metavar="START-END", help="timeline frames (inclusive)")
+    farm.add_argument("--out", default="", metavar="DIR",
+                      help="folder for the job bundle (default: gan_style/farm beside the .blend)")
+    farm.add_argument("--output-dir", default="", metavar="DIR",
+                      help="where the farm writes the frames (default: beside the bundle)")
+    farm.add_argument("--chunk-size", type=int, default=10, metavar="N",
+                      help="frames per farm task (default 10)")
+    farm.add_argument("--python", default="python", metavar="PY",
+                      help="the Python on the farm's workers (default: python)")
+    farm.add_argument("--scene", help="scene name (default: the file's active scene)")
+    farm.add_argument("--no-save", action="store_true", help="do not save the .blend file")
+
     commands.add_parser("library", help="list the style library")
     imp = commands.add_parser("import", help="copy a style file into the style library")
     imp.add_argument("style_file")
@@ -117,6 +146,8 @@ def main(argv) -> int:
         scene = _open(args.blend, args.scene)
         if args.command == "apply":
             return _apply(scene, args)
+        if args.command == "farm-job":
+            return _farm_job(scene, args)
         return _train(scene, args)
     except (RuntimeError, library.LibraryError, OSError, ValueError) as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
@@ -152,18 +183,40 @@ def _select(scene, names: list[str]) -> None:
     scene.sequence_editor.active_strip = strips[0]
 
 
-def _apply(scene, args) -> int:
+def _strip_options(scene, args) -> dict:
+    """What apply and farm-job share: the strips, the style and its settings."""
     _select(scene, args.strip)
     options = {"style": args.style, "mix": args.mix, "stabilize": args.stabilize,
                "stroke_scale": args.stroke_scale}
     if args.frames:
         start, _, end = args.frames.partition("-")
         options.update(use_frame_range=True, frame_start=int(start), frame_end=int(end or start))
-    with bpy.context.temp_override(scene=scene):
-        bpy.ops.sequencer.gan_style_apply(**options)
+    return options
+
+
+def _save(args) -> None:
     if not args.no_save:
         bpy.ops.wm.save_mainfile()
         print(f"saved: {bpy.data.filepath}")
+
+
+def _apply(scene, args) -> int:
+    options = _strip_options(scene, args)
+    with bpy.context.temp_override(scene=scene):
+        bpy.ops.sequencer.gan_style_apply(**options)
+    _save(args)
+    return EXIT_OK
+
+
+def _farm_job(scene, args) -> int:
+    options = _strip_options(scene, args)
+    if args.out:
+        options["directory"] = args.out
+    with bpy.context.temp_override(scene=scene):
+        bpy.ops.sequencer.gan_style_export_farm_job(
+            output_directory=args.output_dir, chunk_size=args.chunk_size, python=args.python,
+            **options)
+    _save(args)
     return EXIT_OK
 
 

@@ -11,7 +11,7 @@ if [ ! -x .venv-bpy42/bin/python ]; then
     "$PYTHON" -m venv .venv-bpy42
 fi
 .venv-bpy42/bin/python -m pip install -q --disable-pip-version-check \
-    "bpy==4.2.23" "numpy<2" "opencv-python-headless<4.12" pytest
+    "bpy==4.2.23" "numpy<2" "opencv-python-headless<4.12" pytest "PyYAML==6.0.4"
 
 .venv/bin/python -m pytest tests -q "$@"
 # Blender 4.2 LTS: the same add-on, with the worker running in .venv (which has torch).

@@ -99,6 +99,10 @@ class SEQUENCER_PT_gan_style_apply(SequencerStylePanel, bpy.types.Panel):
         op.use_frame_range = settings.use_frame_range
         op.frame_start = settings.frame_start
         op.frame_end = settings.frame_end
+        op = column.operator("sequencer.gan_style_export_farm_job", icon='NETWORK_DRIVE')
+        for name in ("style", "mix", "stabilize", "stroke_scale", "use_frame_range",
+                     "frame_start", "frame_end"):
+            setattr(op, name, style_name if name == "style" else getattr(settings, name))
         if not strips:
             layout.label(text="Select the strips to stylize", icon='INFO')
         job = _job_of_kind(context, "apply")

@@ -85,6 +85,8 @@ def test_panels_draw_with_and_without_a_job(addon, blend, media, style):
     assert any(name == "template_icon_view" for name, _, _ in calls)
     assert any(name == "operator" and args[0] == "sequencer.gan_style_apply"
                for name, args, _ in calls)
+    assert any(name == "operator" and args[0] == "sequencer.gan_style_export_farm_job"
+               for name, args, _ in calls)
 
 
 def test_a_running_job_shows_progress_eta_loss_preview_and_cancel(addon, blend, media, tmp_path):
