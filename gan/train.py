@@ -599,7 +599,7 @@ class Trainer:
             before = gen.finish(gen.recolour(to_tensor(previous, self.device))).float()
         flow = torch.from_numpy(flows).to(self.device)
         mask = torch.from_numpy(masks).to(self.device)[:, None]
-        n, h, w = mask.shape[0], mask.shape[2], mask.shape[3]
+        h, w = mask.shape[2], mask.shape[3]
         ys, xs = torch.meshgrid(torch.arange(h, device=self.device, dtype=torch.float32),
                                 torch.arange(w, device=self.device, dtype=torch.float32),
                                 indexing="ij")
