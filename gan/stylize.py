@@ -91,6 +91,27 @@ def _check_outputs(job: StylizeJob, paths: list[str], indices: list[int]) -> Non
                         "empty output folder or remove those files")
 
 
+MODELS_KEPT = 2  # a server keeps this many loaded models (one style, plus the one tried next)
+
+
+def _load_stylizer(job: StylizeJob, device: torch.device, dtype: torch.dtype,
+                   models: dict | None):
+    from . import models as models_mod
+    if models is None:
+        return models_mod.load_stylizer(job.model, device, dtype, job.stroke_scale)
+    try:
+        stat = os.stat(job.model)
+        key = (os.path.abspath(job.model), stat.st_mtime_ns, stat.st_size, str(device), str(dtype),
+               job.stroke_scale)
+    except OSError:  # load_stylizer says why, in one line
+        return models_mod.load_stylizer(job.model, device, dtype, job.stroke_scale)
+    if key not in models:
+        while len(models) >= MODELS_KEPT:
+            models.pop(next(iter(models)))
+        models[key] = models_mod.load_stylizer(job.model, device, dtype, job.stroke_scale)
+    return models[key]
+
+
 # -- the model stage ------------------------------------------------------------------------------
 
 @dataclass
@@ -122,12 +143,13 @@ class FrameStylizer:
         self._plans: dict[tuple[int, int], Plan] = {}
 
     @classmethod
-    def from_job(cls, job: StylizeJob) -> "FrameStylizer":
-        from . import models
+    def from_job(cls, job: StylizeJob, models: dict | None = None) -> "FrameStylizer":
+        """The job's stylizer. `models`: a cache of loaded models that a long-lived worker
+        keeps between jobs (the preview server), keyed by the file's identity and settings."""
         keep_freed_memory()
         device = device_mod.pick_device(job.device)
         dtype = device_mod.pick_dtype(device)
-        generator, info = models.load_stylizer(job.model, device, dtype, job.stroke_scale)
+        generator, info = _load_stylizer(job, device, dtype, models)
         return cls(generator, device, dtype, mix=job.mix, margin=generator.receptive_margin,
                    multiple=generator.alignment, ngf=int(info.arch["ngf"]), batch=job.batch,
                    tile=job.tile)
@@ -479,8 +501,10 @@ def _encoder_threads() -> int:
     return max(2, min(16, (os.cpu_count() or 2) - 1))
 
 
-def stylize(job: StylizeJob, reporter: Reporter, cancel: CancelToken) -> list[str]:
+def stylize(job: StylizeJob, reporter: Reporter, cancel: CancelToken,
+            models: dict | None = None) -> list[str]:
     """Stylize job.input's frames into job.output; returns the written files, in order.
+    `models`: a cache of loaded models kept between jobs (see FrameStylizer.from_job).
 
     Frames of different sizes in one sequence are each stylized at their own size, as a video
     editor shows them (each image of a strip is fitted to the canvas on its own); the output
@@ -493,7 +517,7 @@ def stylize(job: StylizeJob, reporter: Reporter, cancel: CancelToken) -> list[st
             raise UserError(f"nothing to stylize: no frames of {source.path} were asked for")
         paths = output_paths(job, source.indices)
         _check_outputs(job, paths, source.indices)
-        model = FrameStylizer.from_job(job) if job.mix > 0 else None  # mix 0: original pixels
+        model = FrameStylizer.from_job(job, models) if job.mix > 0 else None  # mix 0: original pixels
         try:
             os.makedirs(job.output, exist_ok=True)
         except OSError as exc:

@@ -19,7 +19,7 @@ import bpy
 from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
 
 from ..gan import protocol, stylefile
-from . import compat, jobs, library, options, runner, storage
+from . import compat, jobs, options, runner, storage
 
 FRAME_PATTERN = "frame_{:06d}.png"
 FIRST_NUMBER = 1
@@ -73,9 +73,7 @@ class SEQUENCER_OT_gan_style_apply(bpy.types.Operator):
         return jobs.run(self, scene, functools.partial(self._prepare, context, scene, strips))
 
     def _prepare(self, context, scene, strips, work_dir) -> runner.Job:
-        props = getattr(scene, "gan_style", None)
-        style_text = self.style or (props.style_name if props is not None else "")
-        style_path = library.resolve_style(storage.library_dir(context), style_text)
+        style_path = jobs.chosen_style(context, scene, self.style)
         info = stylefile.read_style_info(style_path)  # a broken file stops here, with its reason
         style_name = jobs.style_label(style_path)
 

@@ -104,5 +104,14 @@ def run(operator, scene, prepare) -> set[str]:
     return {'CANCELLED'}
 
 
+def chosen_style(context, scene, text: str) -> str:
+    """The style file an operator means: its `style` argument, else the Style panel's choice
+    (raises LibraryError with the reason)."""
+    from . import library
+    props = getattr(scene, "gan_style", None)
+    text = text or (props.style_name if props is not None else "")
+    return library.resolve_style(storage.library_dir(context), text)
+
+
 def style_label(path: str) -> str:
     return os.path.splitext(os.path.basename(path))[0]

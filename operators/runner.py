@@ -64,11 +64,20 @@ def worker_environment() -> dict[str, str]:
 # -- one worker process -------------------------------------------------------------------------
 
 class WorkerProcess:
-    """A running `python -m gan worker JOB.json`, its event queue and its cancellation."""
+    """A running `python -m gan worker JOB.json`, its event queue and its cancellation.
 
-    def __init__(self, python: str, job: dict, job_file: str):
-        with open(job_file, "x", encoding="utf-8") as handle:
-            json.dump(job, handle)
+    Without a job it is a serving worker (`--serve`): jobs are sent as lines with `send`, and
+    it exits on its own after `idle_exit_s` without one (see `ServedRun`).
+    """
+
+    def __init__(self, python: str, job: dict | None, job_file: str | None = None,
+                 idle_exit_s: float = 0.0):
+        if job is not None:
+            with open(job_file, "x", encoding="utf-8") as handle:
+                json.dump(job, handle)
+            arguments = [job_file]
+        else:
+            arguments = ["--serve", "--idle-exit", f"{idle_exit_s:g}"]
         env = worker_environment()
         env["PYTHONUNBUFFERED"] = "1"
         options: dict = {}
@@ -82,7 +91,7 @@ class WorkerProcess:
             # (on 2 cores, training from painted keyframes makes 55% more steps with both).
             free_cores = "0" if blocking() else "1"
             self.process = subprocess.Popen(
-                [python, "-m", "gan", "worker", job_file, "--free-cores", free_cores],
+                [python, "-m", "gan", "worker", *arguments, "--free-cores", free_cores],
                 cwd=ADDON_DIR, env=env,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 text=True, encoding="utf-8", errors="replace", bufsize=1, **options)
@@ -102,6 +111,19 @@ class WorkerProcess:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode
+
+    def send(self, line: str) -> bool:
+        """Write one line to the worker's stdin (False when it is gone)."""
+        try:
+            self.process.stdin.write(line.rstrip("\n") + "\n")
+            self.process.stdin.flush()
+            return True
+        except (OSError, ValueError):
+            return False
 
     def _read_stdout(self) -> None:
         try:
@@ -144,11 +166,7 @@ class WorkerProcess:
         if self.cancel_sent_at is not None:
             return
         self.cancel_sent_at = time.monotonic()
-        try:
-            self.process.stdin.write("cancel\n")
-            self.process.stdin.flush()
-        except (OSError, ValueError):
-            pass  # already gone
+        self.send("cancel")  # False: already gone
 
     def enforce_cancel(self) -> None:
         """Escalate a cancel the worker ignores: terminate after a grace period, then kill."""
@@ -198,6 +216,124 @@ class WorkerProcess:
         return f"The style worker stopped unexpectedly ({how})" + (f": {last}" if last else "")
 
 
+# -- the serving worker (previews) --------------------------------------------------------------
+
+PREVIEW_IDLE_S = 300.0  # a preview worker with nothing to do exits after this (its memory back)
+FINAL_EVENTS = ("done", "cancelled", "error")
+
+_server: WorkerProcess | None = None
+
+
+def preview_server(python: str) -> WorkerProcess:
+    """The running serving worker of this Blender session, started if needed (or when it
+    exited: idle, crashed, or another interpreter was chosen)."""
+    global _server
+    if _server is not None and (_server.process.poll() is not None or _server.python != python):
+        stop_server()
+    if _server is None:
+        _server = WorkerProcess(python, None, idle_exit_s=PREVIEW_IDLE_S)
+    return _server
+
+
+def server_pid() -> int | None:
+    """The pid of the live serving worker, else None."""
+    if _server is not None and _server.process.poll() is None:
+        return _server.pid
+    return None
+
+
+def stop_server() -> None:
+    """End the serving worker (closing its stdin ends it; killed if it does not go at once)."""
+    global _server
+    server, _server = _server, None
+    if server is None:
+        return
+    try:
+        server.process.stdin.close()
+    except (OSError, ValueError):
+        pass
+    try:
+        server.process.wait(TERMINATE_GRACE_S)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+    server.close(timeout=1.0)
+
+
+class ServedRun:
+    """One job on the serving worker, with the face of a WorkerProcess for `Job.poll`: it is
+    finished at the job's final event (the process lives on) or when the server died."""
+
+    def __init__(self, python: str, job: dict):
+        self.server = preview_server(python)
+        self.python = python
+        self.final: dict | None = None
+        self.cancel_sent_at: float | None = None
+        self.stopped_by_us = False
+        self.server.drain()  # nothing of an earlier run may count for this one
+        if not self.server.send(json.dumps(job)):
+            stop_server()
+            raise JobError("The style worker could not take the job (it exited); try again")
+
+    @property
+    def pid(self) -> int:
+        return self.server.pid
+
+    @property
+    def returncode(self) -> int | None:
+        if self.final is not None:
+            return 0 if self.final["event"] == "done" else 1
+        return self.server.returncode
+
+    @property
+    def finished(self) -> bool:
+        return self.final is not None or self.server.finished
+
+    def drain(self) -> list[dict]:
+        events = []
+        if self.final is None:
+            for event in self.server.drain():
+                events.append(event)
+                if event["event"] in FINAL_EVENTS:
+                    self.final = event
+                    break
+        return events
+
+    def request_cancel(self) -> None:
+        if self.cancel_sent_at is None and self.final is None:
+            self.cancel_sent_at = time.monotonic()
+            self.server.send("cancel")
+
+    def enforce_cancel(self) -> None:
+        """A job that ignores its cancel takes the server down with it."""
+        if (self.cancel_sent_at is not None and self.final is None and not self.server.finished
+                and time.monotonic() - self.cancel_sent_at >= CANCEL_GRACE_S):
+            self.stopped_by_us = True
+            if self.server is _server:
+                stop_server()
+            else:
+                self.server.close(timeout=1.0)
+
+    def close(self, timeout: float = TERMINATE_GRACE_S) -> None:
+        """Leave the server idle: a run still going is cancelled, and the server is stopped
+        when the run does not end within `timeout`."""
+        if self.finished:
+            return
+        self.request_cancel()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.finished:
+            self.drain()
+            time.sleep(0.02)
+        if not self.finished:
+            self.stopped_by_us = True
+            if self.server is _server:
+                stop_server()
+            else:
+                self.server.close(timeout=1.0)
+
+    def failure_message(self) -> str:
+        return self.server.failure_message()
+
+
 # -- jobs as the user sees them -----------------------------------------------------------------
 
 class Step:
@@ -220,8 +356,10 @@ class Job:
 
     def __init__(self, kind: str, scene, title: str, steps: list[Step], work_dir: str,
                  python: str, on_success: Callable[["Job"], str] | None = None,
-                 cleanup: Callable[["Job"], None] | None = None, claims: tuple[str, ...] = ()):
+                 cleanup: Callable[["Job"], None] | None = None, claims: tuple[str, ...] = (),
+                 served: bool = False):
         self.kind = kind
+        self.served = served  # steps run on the serving worker (model kept between jobs)
         self.scene_uid = scene.session_uid
         self.scene_name = scene.name
         self.title = title
@@ -277,8 +415,11 @@ class Job:
         self._index += 1
         step = self.steps[self._index]
         self.status = step.label
-        job_file = os.path.join(self.work_dir, f"job_{self._index:03d}.json")
-        self._worker = WorkerProcess(self.python, step.job, job_file)
+        if self.served:
+            self._worker = ServedRun(self.python, step.job)
+        else:
+            job_file = os.path.join(self.work_dir, f"job_{self._index:03d}.json")
+            self._worker = WorkerProcess(self.python, step.job, job_file)
         self._say(f"{self.title}: {step.label} (worker pid {self._worker.pid})")
 
     def cancel(self) -> None:
@@ -309,7 +450,7 @@ class Job:
         if ended == "cancelled" or (self.cancel_requested
                                     and (ended == "done" or worker.stopped_by_us)):
             self._finish(CANCELLED, "Cancelled" + self._cancel_note())
-        elif worker.process.returncode == 0 and ended == "done" and not self.cancel_requested:
+        elif worker.returncode == 0 and ended == "done" and not self.cancel_requested:
             self._last_event = None
             if self._index + 1 < len(self.steps):
                 try:
