@@ -481,7 +481,11 @@ class _Batches:
 
 
 def _write_frame(rgb: np.ndarray, path: str, ext: str, params: list[int]) -> str:
-    ok, data = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+    """Write an RGB or RGBA, 8- or 16-bit frame (PNG keeps all of it; JPEG gets RGB 8-bit)."""
+    if ext == ".jpg" and (rgb.shape[2] == 4 or rgb.dtype != np.uint8):
+        rgb = frames_mod.model_rgb(rgb)
+    order = cv2.COLOR_RGBA2BGRA if rgb.shape[2] == 4 else cv2.COLOR_RGB2BGR
+    ok, data = cv2.imencode(ext, cv2.cvtColor(rgb, order), params)
     if not ok:
         raise UserError(f"could not encode {path}")
     try:
@@ -512,7 +516,8 @@ def stylize(job: StylizeJob, reporter: Reporter, cancel: CancelToken,
     """
     from .stylefile import read_style_info
     read_style_info(job.model)  # a broken style file fails at once, whatever the mix
-    with frames_mod.open_frames(job.input.path, job.input.frames) as source:
+    # Image files keep their alpha and 16 bits: the output composites like its source.
+    with frames_mod.open_frames(job.input.path, job.input.frames, native=True) as source:
         if not source.indices:
             raise UserError(f"nothing to stylize: no frames of {source.path} were asked for")
         paths = output_paths(job, source.indices)
@@ -639,14 +644,19 @@ def _run_pipeline(source: frames_mod.FrameSource, model: FrameStylizer | None, p
             images = batches.next()
             if not images:
                 break
+            # The model sees RGB 8-bit; alpha and 16 bits are put back after it (mix 0 copies
+            # the native frames as they are).
+            inputs = [frames_mod.model_rgb(image) for image in images] if model else images
             motions = []
             if motion_pool is not None:
-                for frame in images:
+                for frame in inputs:
                     motions.append(motion_pool.submit(stabilizer.measure, previous_frame, frame))
                     previous_frame = frame
-            for i, image in enumerate(model(images) if model else images):
+            for i, image in enumerate(model(inputs) if model else images):
                 if stabilizer is not None:
                     image = stabilizer.blend(image, motions[i].result())
+                if model is not None and inputs[i] is not images[i]:
+                    image = frames_mod.restore_native(image, inputs[i], images[i])
                 collect(block_until=2 * workers + batch)
                 pending.append((encoders.submit(_write_frame, image, paths[position], ext,
                                                 params), image.nbytes))

@@ -347,6 +347,19 @@ class Step:
         self.subject = subject
 
 
+class RenderStep(Step):
+    """Frames that Blender must draw itself, one per poll on the main thread: with a window
+    the interface stays responsive between two frames (the timer polls), Cancel stops after
+    the frame being drawn, and the status shows the progress. `render(item)` draws one of
+    `items` and raises JobError with a message for the user when it cannot."""
+
+    def __init__(self, label: str, items: list, render: Callable[[object], None],
+                 subject: str = ""):
+        super().__init__({}, label, weight=len(items), subject=subject)
+        self.items = items
+        self.render = render
+
+
 class Job:
     """A unit of work for one scene: sequential worker runs and a completion callback.
 
@@ -383,7 +396,9 @@ class Job:
         self.device = ""
         self.cancel_requested = False
         self._index = -1
-        self._worker: WorkerProcess | None = None
+        self._worker: WorkerProcess | ServedRun | None = None
+        self._rendered = 0             # frames drawn of the current render step
+        self._render_started = 0.0
         self._last_event: dict | None = None
         self._printer: Callable[[str], None] | None = None
         self._last_print = 0.0
@@ -409,12 +424,20 @@ class Job:
 
     # running -------------------------------------------------------------------------------
     def start(self) -> None:
+        if not self.steps:  # nothing left to make (a resumed job whose frames all exist)
+            self._succeed()
+            return
         self._next_step()
 
     def _next_step(self) -> None:
         self._index += 1
         step = self.steps[self._index]
         self.status = step.label
+        self._worker = None
+        if isinstance(step, RenderStep):
+            self._rendered, self._render_started = 0, time.monotonic()
+            self._say(f"{self.title}: {step.label}: {len(step.items)} frames")
+            return
         if self.served:
             self._worker = ServedRun(self.python, step.job)
         else:
@@ -432,9 +455,12 @@ class Job:
             self._worker.request_cancel()
 
     def poll(self) -> bool:
-        """Handle what the worker said; advance or finish. Returns True while running."""
+        """Handle what the worker said (or draw the next frame of a render step); advance or
+        finish. Returns True while running."""
         if not self.active:
             return False
+        if isinstance(self.step, RenderStep):
+            return self._poll_render(self.step)
         worker = self._worker
         for event in worker.drain():
             self._handle(event)
@@ -463,6 +489,34 @@ class Job:
             self._fail(deps.explain(last["message"], self.python))
         else:
             self._fail(worker.failure_message())
+        return self.active
+
+    def _poll_render(self, step: RenderStep) -> bool:
+        if self.cancel_requested:
+            self._finish(CANCELLED, "Cancelled")
+            return False
+        try:
+            step.render(step.items[self._rendered])
+        except JobError as exc:
+            self._fail(str(exc))
+            return False
+        self._rendered += 1
+        done, total = self._rendered, len(step.items)
+        total_weight = sum(s.weight for s in self.steps) or 1.0
+        done_weight = sum(s.weight for s in self.steps[:self._index]) + done
+        self.fraction = min(1.0, done_weight / total_weight)
+        self.eta_s = (time.monotonic() - self._render_started) / done * (total - done)
+        self.status = f"{step.label}: {done}/{total} frames"
+        self._say(self.progress_line())
+        if done == total:
+            self.eta_s = None
+            if self._index + 1 < len(self.steps):
+                try:
+                    self._next_step()
+                except JobError as exc:
+                    self._finish(FAILED, str(exc))
+            else:
+                self._succeed()
         return self.active
 
     def _fail(self, message: str) -> None:
@@ -569,7 +623,8 @@ class Job:
         finally:
             if self.active:  # an exception on our side: leave no process behind
                 self.cancel()
-                self._worker.close(timeout=1.0)
+                if self._worker is not None:
+                    self._worker.close(timeout=1.0)
                 self._finish(CANCELLED, "Interrupted")
 
 
@@ -653,8 +708,9 @@ def cancel_all(wait: bool = True) -> None:
     """Cancel every job (add-on disabled, another file loaded) and leave no process behind."""
     for job in running_jobs():
         job.cancel()
-        if wait and job._worker is not None:
-            job._worker.close()
+        if wait:
+            if job._worker is not None:
+                job._worker.close()
             job.poll()
             if job.active:
                 job._finish(CANCELLED, "Cancelled")
