@@ -48,6 +48,15 @@ def is_stylized(strip) -> bool:
     return strip is not None and "gan_style" in strip.keys()
 
 
+def take_panel_settings(operator, context, keys) -> None:
+    """Options not given by the caller come from the Style panel: from the Strip menu or F3
+    search, an operator works with the settings the user sees there."""
+    settings = getattr(compat.sequencer_scene(context), "gan_style", None)
+    for key in keys:
+        if settings is not None and not operator.properties.is_property_set(key):
+            setattr(operator, key, getattr(settings, key))
+
+
 class ApplySettings:
     """What Apply and Re-apply share: the options, drawn the same way in both."""
     style: StringProperty(
@@ -87,6 +96,11 @@ class SEQUENCER_OT_gan_style_apply(ApplySettings, bpy.types.Operator):
         scene = compat.sequencer_scene(context)
         return scene is not None and scene.sequence_editor is not None
 
+    def invoke(self, context, _event):
+        take_panel_settings(self, context, ("mix", "stabilize", "stroke_scale",
+                                            "use_frame_range", "frame_start", "frame_end"))
+        return self.execute(context)
+
     def execute(self, context):
         scene = compat.sequencer_scene(context)
         strips = [s for s in compat.selected_strips(scene) if compat.is_visual(s)]
@@ -125,11 +139,7 @@ class SEQUENCER_OT_gan_style_reapply(ApplySettings, bpy.types.Operator):
         return is_stylized(compat.active_strip(compat.sequencer_scene(context)))
 
     def invoke(self, context, _event):
-        # Start from what the strip was made with; the panel's style when none is given.
-        record = compat.active_strip(compat.sequencer_scene(context))["gan_style"]
-        for key in ("mix", "stabilize", "stroke_scale"):
-            if not self.properties.is_property_set(key) and key in record:
-                setattr(self, key, float(record[key]))
+        take_panel_settings(self, context, ("mix", "stabilize", "stroke_scale"))
         return self.execute(context)
 
     def execute(self, context):

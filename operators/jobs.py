@@ -41,16 +41,21 @@ def plan_sources(scene, strips,
     return sources
 
 
-def strip_sources(scene, strips, work_dir: str,
-                  frame_range: tuple[int, int] | None = None) -> list[strip_source.StripSource]:
-    """Plan every strip and check its media, then render (here, blocking) the strips Blender
-    must draw. For long renders, `render_step` draws them one frame per timer tick instead."""
+def strip_sources(scene, strips, work_dir: str, frame_range: tuple[int, int] | None = None,
+                  render_steps: list | None = None) -> list[strip_source.StripSource]:
+    """Plan every strip and check its media; the strips Blender must draw get a `render_step`
+    each, appended to `render_steps` (the job draws them one frame per poll, the files are
+    known now), or, without that list, are rendered here and now (blocking: one frame)."""
     sources = plan_sources(scene, strips, frame_range)
     for strip, source in zip(strips, sources):
-        if source.method == "RENDER":
-            folder = storage.reserve_folder(work_dir, "render_" + storage.safe_name(strip.name))
-            print(f"GAN Style: rendering {source.count} frames of '{strip.name}' "
-                  f"({source.reason})", flush=True)
+        if source.method != "RENDER":
+            continue
+        folder = storage.reserve_folder(work_dir, "render_" + storage.safe_name(strip.name))
+        if render_steps is not None:
+            step, files = render_step(scene, strip, source, list(range(source.count)), folder)
+            render_steps.append(step)
+            source.path = [files[i] for i in range(source.count)]
+        else:
             source.path = strip_source.render_strip(scene, strip, source.start, source.end,
                                                     folder, own_size=source.own_size)
     return sources
@@ -133,7 +138,10 @@ def run(operator, scene, prepare) -> set[str]:
         operator.report({'ERROR'}, f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
         return {'CANCELLED'}
     if not runner.blocking() and job.active:
-        operator.report({'INFO'}, f"{job.title}: started (see the Style tab of the sidebar)")
+        operator.report({'INFO'}, f"{job.title}: started (Esc cancels; progress in the status "
+                                  "bar and the Style tab of the sidebar)")
+        if getattr(bpy.context, "window", None) is not None:
+            bpy.ops.sequencer.gan_style_watch('INVOKE_DEFAULT')
         return {'FINISHED'}
     if job.state == runner.DONE:
         operator.report({'INFO'}, job.message)

@@ -34,7 +34,7 @@ def latest(scene) -> dict | None:
 
 class SEQUENCER_OT_gan_style_preview(bpy.types.Operator):
     """Stylize the current frame of the active strip with the current settings and show it """ \
-        """in the Style panel (and as the image "GAN Style Preview"); adds nothing to the timeline"""
+        """in the Style panel and as the image "GAN Style Preview" (nothing is added)"""
     bl_idname = "sequencer.gan_style_preview"
     bl_label = "Preview Style Frame"
     bl_options = {'REGISTER'}
@@ -51,6 +51,11 @@ class SEQUENCER_OT_gan_style_preview(bpy.types.Operator):
     @classmethod
     def poll(cls, context):
         return compat.is_visual(compat.active_strip(compat.sequencer_scene(context)))
+
+    def invoke(self, context, _event):
+        from .apply import take_panel_settings
+        take_panel_settings(self, context, ("mix", "stroke_scale"))
+        return self.execute(context)
 
     def execute(self, context):
         scene = compat.sequencer_scene(context)

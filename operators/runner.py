@@ -749,5 +749,5 @@ def _redraw() -> None:
         return
     for window in wm.windows:
         for area in window.screen.areas:
-            if area.type in ('SEQUENCE_EDITOR', 'PREFERENCES'):
+            if area.type in ('SEQUENCE_EDITOR', 'PREFERENCES', 'STATUSBAR'):
                 area.tag_redraw()

@@ -7,8 +7,8 @@ import os
 import bpy
 
 from ..gan import protocol
-from ..operators import (compat, keyframes, library, preview, runner, storage, strip_source,
-                         train)
+from ..operators import (apply, compat, keyframes, library, preview, runner, storage,
+                         strip_source, train)
 from . import prefs, previews, props
 
 
@@ -105,6 +105,16 @@ class SEQUENCER_PT_gan_style_apply(SequencerStylePanel, bpy.types.Panel):
         op.use_frame_range = settings.use_frame_range
         op.frame_start = settings.frame_start
         op.frame_end = settings.frame_end
+        active = compat.active_strip(scene)
+        if apply.is_stylized(active):
+            row = layout.row()
+            row.enabled = not (job and job.active)
+            op = row.operator("sequencer.gan_style_reapply", icon='FILE_REFRESH',
+                              text=f"Re-apply to '{active['gan_style'].get('source_strip', '?')}'")
+            op.style = style_name
+            op.mix = settings.mix
+            op.stabilize = settings.stabilize
+            op.stroke_scale = settings.stroke_scale
         if not strips:
             layout.label(text="Select the strips to stylize", icon='INFO')
         job = runner.job_for(scene)

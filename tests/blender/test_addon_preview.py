@@ -106,3 +106,26 @@ def test_preview_with_a_window_runs_on_the_timer(window_runner, no_server, blend
     assert job.state == runner.DONE, job.message
     assert "GAN Style Preview" in job.message
     assert runner.server_pid() == job.pids[0]  # still alive for the next preview
+
+
+BLENDER_QUITS = """
+import sys, bpy, addon_utils
+module = "bl_ext.user_default.gan_style"
+addon_utils.enable(module, default_set=True)
+prefs = bpy.context.preferences.addons[module].preferences
+prefs.python_path, prefs.device = sys.argv[1], 'CPU'
+bpy.ops.wm.open_mainfile(filepath=sys.argv[2])
+bpy.context.scene.frame_set(5)
+bpy.ops.sequencer.gan_style_preview(style=sys.argv[3])
+print("SERVER", sys.modules[module].operators.runner.server_pid(), flush=True)
+"""
+
+
+def test_the_preview_worker_ends_when_blender_quits(blend, images, style):
+    from conftest import WORKER_PYTHON
+    bpy.ops.wm.save_mainfile()
+    ended = bl_helpers.run_python(BLENDER_QUITS, WORKER_PYTHON, bpy.data.filepath, style)
+    assert ended.returncode == 0, ended.stderr[-1500:]
+    pid = int(ended.stdout.split("SERVER ")[1].split()[0])
+    assert bl_helpers.wait_for(lambda: bl_helpers.process_gone(pid), timeout=30), \
+        f"preview worker {pid} outlived Blender"
