@@ -142,7 +142,12 @@ def read_image(path: str, native: bool = False) -> np.ndarray:
         raise FrameSourceError(f"image not found: {path}") from None
     except OSError as exc:
         raise FrameSourceError(f"cannot read image {path}: {exc.strerror or exc}") from None
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except cv2.error:  # e.g. OpenEXR, which OpenCV ships disabled
+        raise FrameSourceError(f"{path}: OpenCV cannot decode this kind of image (EXR and other "
+                               "float images are not supported: convert it to 16-bit PNG or "
+                               "TIFF)") from None
     return to_native(image, path) if native else to_rgb8(image, path)
 
 

@@ -116,6 +116,11 @@ class WorkerProcess:
     def returncode(self) -> int | None:
         return self.process.returncode
 
+    @property
+    def alive(self) -> bool:
+        """Running and still talking (a worker whose output ended is of no more use)."""
+        return self.process.poll() is None and not self._stdout_done.is_set()
+
     def send(self, line: str) -> bool:
         """Write one line to the worker's stdin (False when it is gone)."""
         try:
@@ -228,7 +233,7 @@ def preview_server(python: str) -> WorkerProcess:
     """The running serving worker of this Blender session, started if needed (or when it
     exited: idle, crashed, or another interpreter was chosen)."""
     global _server
-    if _server is not None and (_server.process.poll() is not None or _server.python != python):
+    if _server is not None and (not _server.alive or _server.python != python):
         stop_server()
     if _server is None:
         _server = WorkerProcess(python, None, idle_exit_s=PREVIEW_IDLE_S)
@@ -237,7 +242,7 @@ def preview_server(python: str) -> WorkerProcess:
 
 def server_pid() -> int | None:
     """The pid of the live serving worker, else None."""
-    if _server is not None and _server.process.poll() is None:
+    if _server is not None and _server.alive:
         return _server.pid
     return None
 

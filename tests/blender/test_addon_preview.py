@@ -62,7 +62,7 @@ def test_the_preview_worker_ends_when_idle_and_a_new_one_starts(runner, no_serve
     assert bpy.ops.sequencer.gan_style_preview(style=style) == {'FINISHED'}
     pid = runner.server_pid()
     assert bl_helpers.wait_for(lambda: bl_helpers.process_gone(pid), timeout=30)
-    assert runner.server_pid() is None
+    assert bl_helpers.wait_for(lambda: runner.server_pid() is None, timeout=5)
     assert bpy.ops.sequencer.gan_style_preview(style=style) == {'FINISHED'}
     assert runner.server_pid() not in (None, pid)
 

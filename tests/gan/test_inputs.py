@@ -427,10 +427,13 @@ def test_alpha_and_16_bits_pass_through_and_float_images_are_refused(model, tmp_
             expected = cv2.imread(styled8, cv2.IMREAD_UNCHANGED)[:, :, :3].astype(int)
             assert np.abs(np.round(deep_out / 257.0) - expected).max() <= 1
     floating = write_image(tmp_path / "float.tif", bgr.astype(np.float32) / 255.0)
-    with pytest.raises(UserError) as error:
-        run_stylize(model, [floating], tmp_path / "float")
-    assert_one_line(str(error.value), "float.tif")
-    assert "16-bit PNG or TIFF" in str(error.value)
+    exr = tmp_path / "shot.exr"  # OpenEXR's magic number: OpenCV ships that codec disabled
+    exr.write_bytes(b"\x76\x2f\x31\x01" + bytes(200))
+    for path in (floating, str(exr)):
+        with pytest.raises(UserError) as error:
+            run_stylize(model, [path], tmp_path / os.path.basename(path))
+        assert_one_line(str(error.value), os.path.basename(path))
+        assert "16-bit PNG or TIFF" in str(error.value)
 
 
 # -- very large frames ----------------------------------------------------------------------------
