@@ -351,7 +351,7 @@ def _add_strips(job: runner.Job) -> str:
         placements.append((container, channel))
     created = [_new_strip(container, channel, record, job.data)
                for record, (container, channel) in zip(records, placements)]
-    _select(scene, created, [r["source"] for r in records])
+    _select(scene, created)
     compat.undo_push(job.title)
     names = ", ".join(f"'{s.name}' (channel {s.channel})" for s in created)
     frames = sum(r["count"] for r in records)
@@ -360,13 +360,12 @@ def _add_strips(job: runner.Job) -> str:
     return f"Added {names}: {frames} frames{resumed}"
 
 
-def _select(scene, created: list, sources: list[str]) -> None:
-    """The result becomes the selection and the active strip, so that the next action (or
-    Apply) is about it, not about its source again."""
-    for name in sources:
-        source = compat.find_strip(scene, name)
-        if source is not None:
-            source.select = False
+def _select(scene, created: list) -> None:
+    """The result becomes the selection and the active strip, as Blender's own add operators
+    leave it, so that the next action (or Apply) is about it, not about its source again."""
+    for strip in compat.strips_all(scene):
+        if strip.select:
+            strip.select = False
     for strip in created:
         strip.select = True
     scene.sequence_editor.active_strip = created[-1]

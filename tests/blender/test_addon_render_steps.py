@@ -25,6 +25,7 @@ def scene_strip(blend):
                                                frame_start=1)
     strip.scene_input = 'SEQUENCER'
     strip.frame_final_duration = 6
+    strip.strobe = max(strip.strobe, 1.0)  # 4.2 creates strips with 0 and sets 1 when drawing
     bl_helpers.select_only(blend, strip)
     return strip
 
