@@ -165,7 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the job described by JOB (a JSON file, or '-' for the first line of "
                     "stdin). Events go to stdout as JSON lines. A line 'cancel' on stdin, "
                     "stdin closing, or SIGTERM asks the job to stop after saving its work.")
-    worker.add_argument("job", metavar="JOB", help="job JSON file, or - for stdin")
+    worker.add_argument("job", metavar="JOB", nargs="?",
+                        help="job JSON file, or - for stdin (not with --serve)")
+    worker.add_argument("--serve", action="store_true",
+                        help="run stylize jobs given as JSON lines on stdin, one after another, "
+                             "keeping the loaded model between them; 'cancel' stops the "
+                             "current one; exits when stdin closes or after --idle-exit")
+    worker.add_argument("--idle-exit", type=float, default=300.0, metavar="S",
+                        help="with --serve: exit after S seconds without a job (default 300)")
     worker.add_argument("--free-cores", type=int, default=1, metavar="N",
                         help="CPU cores to leave to the program that started the worker "
                              "(default 1: an interactive Blender; 0 when it only waits)")
@@ -194,6 +201,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-frames":
         return _check_frames(args)
     if args.command == "worker":
+        if args.serve == (args.job is not None):
+            parser.error("give a JOB file, or --serve (jobs on stdin)")
+        if args.serve:
+            from .worker import run_server
+            return run_server(max(0.1, args.idle_exit), free_cores=max(0, args.free_cores))
         from .worker import run_worker
         return run_worker(args.job, free_cores=max(0, args.free_cores))
 
@@ -306,8 +318,10 @@ def _keyframe(footage: str, frame: str, painted: str) -> KeyframeSpec:
     return KeyframeSpec(footage, int(frame), painted)
 
 
-def run_job(job: TrainJob | StylizeJob, reporter: Reporter, cancel: CancelToken) -> int:
-    """Run a validated job, turning every outcome into a final event and an exit code."""
+def run_job(job: TrainJob | StylizeJob, reporter: Reporter, cancel: CancelToken,
+            models: dict | None = None) -> int:
+    """Run a validated job, turning every outcome into a final event and an exit code.
+    `models`: loaded models kept between stylize jobs by a long-lived worker."""
     try:
         if isinstance(job, TrainJob):
             from .train import train
@@ -315,7 +329,7 @@ def run_job(job: TrainJob | StylizeJob, reporter: Reporter, cancel: CancelToken)
             reporter.emit("done", output=path)
         else:
             from .stylize import stylize
-            files = stylize(job, reporter, cancel)
+            files = stylize(job, reporter, cancel, models=models)
             reporter.emit("done", output=os.path.abspath(job.output), files=len(files))
         return EXIT_OK
     except CancelledError as exc:

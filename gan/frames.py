@@ -1,7 +1,10 @@
 """Frame sources: a video, a folder of images, a list of image files, or a single image.
 
 Every source yields RGB uint8 frames (H, W, 3), C-contiguous, whatever the file holds (grey,
-alpha, 16-bit). Frames are streamed: a clip is never held in memory. Indices are 0-based source
+alpha, 16-bit). Opened with `native=True` (what stylizing uses), image files keep their alpha
+and 16 bits instead: RGB or RGBA, uint8 or uint16 (`model_rgb` gives the model's RGB uint8
+view of such a frame, `restore_native` carries a stylized result back to the source's channels
+and depth). Frames are streamed: a clip is never held in memory. Indices are 0-based source
 indices; a still image gives the same picture for any index.
 
     with open_frames("clip.mp4", parse_frame_range("120-240")) as source:
@@ -89,17 +92,63 @@ def to_rgb8(image: np.ndarray | None, where: str) -> np.ndarray:
     raise FrameSourceError(f"{where}: unsupported image with {channels} channels")
 
 
-def read_image(path: str) -> np.ndarray:
-    """Read an image file as RGB uint8. np.fromfile + imdecode: cv2.imread fails on non-ASCII
-    paths on Windows."""
+def to_native(image: np.ndarray | None, where: str) -> np.ndarray:
+    """Any image OpenCV decodes -> RGB or RGBA (alpha kept) in uint8 or uint16 (depth kept).
+    Float images are refused: their range (above 1, linear light) does not survive the 8-bit
+    model, and silently clipping them would lose it."""
+    if image is None or image.size == 0:
+        raise FrameSourceError(f"{where}: not an image OpenCV can read (or the file is damaged)")
+    if image.dtype not in (np.uint8, np.uint16):
+        raise FrameSourceError(f"{where}: {image.dtype} pixels (a float image such as EXR) "
+                               "cannot be stylized: convert it to 16-bit PNG or TIFF")
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if channels == 1:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if channels == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if channels == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
+    raise FrameSourceError(f"{where}: unsupported image with {channels} channels")
+
+
+def model_rgb(native: np.ndarray) -> np.ndarray:
+    """The RGB uint8 picture a model sees of a native frame (the frame itself when it is one)."""
+    if native.dtype == np.uint8 and native.shape[2] == 3:
+        return native
+    rgb = native[..., :3]
+    if native.dtype == np.uint16:
+        rgb = cv2.convertScaleAbs(rgb, alpha=255.0 / 65535.0)
+    return np.ascontiguousarray(rgb)
+
+
+def restore_native(styled: np.ndarray, rgb: np.ndarray, native: np.ndarray) -> np.ndarray:
+    """A stylized RGB uint8 frame in the native frame's channels and depth: the alpha is the
+    source's (the style changes colour, never coverage); a 16-bit frame gets the change the
+    style made, so what the style left alone keeps all 16 bits."""
+    if native.dtype == np.uint16:
+        change = (styled.astype(np.int32) - rgb.astype(np.int32)) * 257
+        styled = np.clip(native[..., :3].astype(np.int32) + change, 0, 65535).astype(np.uint16)
+    if native.shape[2] == 4:
+        styled = np.concatenate([styled, native[..., 3:]], axis=2)
+    return styled
+
+
+def read_image(path: str, native: bool = False) -> np.ndarray:
+    """Read an image file as RGB uint8 (`native`: see `to_native`). np.fromfile + imdecode:
+    cv2.imread fails on non-ASCII paths on Windows."""
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except FileNotFoundError:
         raise FrameSourceError(f"image not found: {path}") from None
     except OSError as exc:
         raise FrameSourceError(f"cannot read image {path}: {exc.strerror or exc}") from None
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    return to_rgb8(image, path)
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except cv2.error:  # e.g. OpenEXR, which OpenCV ships disabled
+        raise FrameSourceError(f"{path}: OpenCV cannot decode this kind of image (EXR and other "
+                               "float images are not supported: convert it to 16-bit PNG or "
+                               "TIFF)") from None
+    return to_native(image, path) if native else to_rgb8(image, path)
 
 
 def natural_key(name: str) -> tuple:
@@ -185,8 +234,10 @@ class FrameSource(abc.ABC):
 class ImageFilesSource(FrameSource):
     """Frame i is the i-th file of an image folder (natural order) or an explicit file list."""
 
-    def __init__(self, path: str, files: list[str], frames: Sequence[int] | None):
+    def __init__(self, path: str, files: list[str], frames: Sequence[int] | None,
+                 native: bool = False):
         self.files = files
+        self.native = native
         super().__init__(path, len(files), frames)
         if not self.indices:
             return
@@ -199,7 +250,7 @@ class ImageFilesSource(FrameSource):
 
     def _load(self, index: int) -> np.ndarray:
         try:
-            return read_image(self.files[index])
+            return read_image(self.files[index], self.native)
         except FrameSourceError as exc:
             raise FrameSourceError(f"frame {index}: {exc}") from None
 
@@ -207,8 +258,8 @@ class ImageFilesSource(FrameSource):
 class StillImageSource(FrameSource):
     """One picture that stands for every frame index (a still strip of any length)."""
 
-    def __init__(self, path: str, frames: Sequence[int] | None):
-        self._image = read_image(path)
+    def __init__(self, path: str, frames: Sequence[int] | None, native: bool = False):
+        self._image = read_image(path, native)
         super().__init__(path, 1, frames if frames is not None else [0])
         height, width = self._image.shape[:2]
         self.size = (width, height)
@@ -309,26 +360,28 @@ def _windows_short_path(path: str) -> str:
     return buffer.value if 0 < length < len(buffer) else path
 
 
-def open_frames(path: str | list[str], frames: Sequence[int] | None = None) -> FrameSource:
+def open_frames(path: str | list[str], frames: Sequence[int] | None = None,
+                native: bool = False) -> FrameSource:
     """Open a video, image folder, list of image files or single image.
 
     `frames`: source indices to yield, in order (repeats and descending order allowed);
-    None = every frame. Raises FrameSourceError naming the path (and frame) on any problem.
+    None = every frame. `native`: image files keep alpha and 16 bits (see `to_native`).
+    Raises FrameSourceError naming the path (and frame) on any problem.
     """
     if isinstance(path, (list, tuple)):
         files = [os.fspath(p) for p in path]
         if not files:
             raise FrameSourceError("the list of image files is empty")
         return ImageFilesSource(f"{files[0]} (+{len(files) - 1} files)" if len(files) > 1
-                                else files[0], files, frames)
+                                else files[0], files, frames, native)
     path = os.fspath(path)
     if os.path.isdir(path):
         files = list_images(path)
         if not files:
             raise FrameSourceError(f"no image files in folder {path}")
-        return ImageFilesSource(path, files, frames)
+        return ImageFilesSource(path, files, frames, native)
     if not os.path.exists(path):
         raise FrameSourceError(f"not found: {path}")
     if is_image_file(path):
-        return StillImageSource(path, frames)
+        return StillImageSource(path, frames, native)
     return VideoSource(path, frames)

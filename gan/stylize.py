@@ -114,6 +114,27 @@ def _check_outputs(job: StylizeJob, paths: list[str | None], indices: list[int])
                         "empty output folder or remove those files")
 
 
+MODELS_KEPT = 2  # a server keeps this many loaded models (one style, plus the one tried next)
+
+
+def _load_stylizer(job: StylizeJob, device: torch.device, dtype: torch.dtype,
+                   models: dict | None):
+    from . import models as models_mod
+    if models is None:
+        return models_mod.load_stylizer(job.model, device, dtype, job.stroke_scale)
+    try:
+        stat = os.stat(job.model)
+        key = (os.path.abspath(job.model), stat.st_mtime_ns, stat.st_size, str(device), str(dtype),
+               job.stroke_scale)
+    except OSError:  # load_stylizer says why, in one line
+        return models_mod.load_stylizer(job.model, device, dtype, job.stroke_scale)
+    if key not in models:
+        while len(models) >= MODELS_KEPT:
+            models.pop(next(iter(models)))
+        models[key] = models_mod.load_stylizer(job.model, device, dtype, job.stroke_scale)
+    return models[key]
+
+
 # -- the model stage ------------------------------------------------------------------------------
 
 @dataclass
@@ -145,12 +166,13 @@ class FrameStylizer:
         self._plans: dict[tuple[int, int], Plan] = {}
 
     @classmethod
-    def from_job(cls, job: StylizeJob) -> "FrameStylizer":
-        from . import models
+    def from_job(cls, job: StylizeJob, models: dict | None = None) -> "FrameStylizer":
+        """The job's stylizer. `models`: a cache of loaded models that a long-lived worker
+        keeps between jobs (the preview server), keyed by the file's identity and settings."""
         keep_freed_memory()
         device = device_mod.pick_device(job.device)
         dtype = device_mod.pick_dtype(device)
-        generator, info = models.load_stylizer(job.model, device, dtype, job.stroke_scale)
+        generator, info = _load_stylizer(job, device, dtype, models)
         return cls(generator, device, dtype, mix=job.mix, margin=generator.receptive_margin,
                    multiple=generator.alignment, ngf=int(info.arch["ngf"]), batch=job.batch,
                    tile=job.tile)
@@ -482,7 +504,11 @@ class _Batches:
 
 
 def _write_frame(rgb: np.ndarray, path: str, ext: str, params: list[int]) -> str:
-    ok, data = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+    """Write an RGB or RGBA, 8- or 16-bit frame (PNG keeps all of it; JPEG gets RGB 8-bit)."""
+    if ext == ".jpg" and (rgb.shape[2] == 4 or rgb.dtype != np.uint8):
+        rgb = frames_mod.model_rgb(rgb)
+    order = cv2.COLOR_RGBA2BGRA if rgb.shape[2] == 4 else cv2.COLOR_RGB2BGR
+    ok, data = cv2.imencode(ext, cv2.cvtColor(rgb, order), params)
     if not ok:
         raise UserError(f"could not encode {path}")
     try:
@@ -502,8 +528,10 @@ def _encoder_threads() -> int:
     return max(2, min(16, (os.cpu_count() or 2) - 1))
 
 
-def stylize(job: StylizeJob, reporter: Reporter, cancel: CancelToken) -> list[str]:
+def stylize(job: StylizeJob, reporter: Reporter, cancel: CancelToken,
+            models: dict | None = None) -> list[str]:
     """Stylize job.input's frames into job.output; returns the written files, in order.
+    `models`: a cache of loaded models kept between jobs (see FrameStylizer.from_job).
 
     Frames of different sizes in one sequence are each stylized at their own size, as a video
     editor shows them (each image of a strip is fitted to the canvas on its own); the output
@@ -511,7 +539,8 @@ def stylize(job: StylizeJob, reporter: Reporter, cancel: CancelToken) -> list[st
     """
     from .stylefile import read_style_info
     read_style_info(job.model)  # a broken style file fails at once, whatever the mix
-    with frames_mod.open_frames(job.input.path, job.input.frames) as source:
+    # Image files keep their alpha and 16 bits: the output composites like its source.
+    with frames_mod.open_frames(job.input.path, job.input.frames, native=True) as source:
         if not source.indices:
             raise UserError(f"nothing to stylize: no frames of {source.path} were asked for")
         indices = list(source.indices)
@@ -521,8 +550,9 @@ def stylize(job: StylizeJob, reporter: Reporter, cancel: CancelToken) -> list[st
     indices, paths = _frames_to_run(job, indices, wanted, kept, reporter)
     if not any(paths):
         return []  # every frame exists already (skip_existing)
-    with frames_mod.open_frames(job.input.path, indices) as source:
-        model = FrameStylizer.from_job(job) if job.mix > 0 else None  # mix 0: original pixels
+    with frames_mod.open_frames(job.input.path, indices, native=True) as source:
+        # mix 0: the original pixels, no model
+        model = FrameStylizer.from_job(job, models) if job.mix > 0 else None
         try:
             os.makedirs(job.output, exist_ok=True)
         except OSError as exc:
@@ -697,18 +727,23 @@ def _run_pipeline(source: frames_mod.FrameSource, model: FrameStylizer | None,
             images = batches.next()
             if not images:
                 break
+            # The model sees RGB 8-bit; alpha and 16 bits are put back after it (mix 0 copies
+            # the native frames as they are).
+            inputs = [frames_mod.model_rgb(image) for image in images] if model else images
             motions = []
             if motion_pool is not None:
-                for frame in images:
+                for frame in inputs:
                     motions.append(motion_pool.submit(stabilizer.measure, previous_frame, frame))
                     previous_frame = frame
-            for i, image in enumerate(model(images) if model else images):
+            for i, image in enumerate(model(inputs) if model else images):
                 if stabilizer is not None:
                     image = stabilizer.blend(image, motions[i].result())
                 if paths[position] is None:  # a pre-roll frame: its state, not its file
                     position += 1
                     skipped += 1
                     continue
+                if model is not None and inputs[i] is not images[i]:
+                    image = frames_mod.restore_native(image, inputs[i], images[i])
                 collect(block_until=2 * workers + batch)
                 pending.append((encoders.submit(_write_frame, image, paths[position], ext,
                                                 params), image.nbytes))

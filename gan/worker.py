@@ -1,5 +1,11 @@
 """The worker: runs one job for the Blender add-on and answers in JSON lines.
 
+`--serve` keeps one worker alive for many small stylize jobs (the editor's Preview Frame): jobs
+arrive as JSON lines on stdin and run one after another, each ending with its own final event
+(done, cancelled or error); the loaded model is kept between them, so only the first job pays
+for importing torch and loading the style. It exits when stdin closes (Blender quit, the add-on
+was disabled, another file was loaded) or after `--idle-exit` seconds without a job.
+
 Blender starts `python -m gan worker JOB.json` with stdin and stdout as pipes. Events go to
 stdout, one JSON object per line; everything else a library might print goes to stderr so the
 event stream stays parseable. Cancel is cooperative: a line "cancel" on stdin, stdin closing
@@ -11,12 +17,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import sys
 import threading
 
-from .cli import EXIT_FAILED, run_job
-from .protocol import CancelToken, JsonLinesReporter, UserError, job_from_dict
+from .cli import EXIT_FAILED, EXIT_OK, run_job
+from .protocol import CancelToken, JsonLinesReporter, StylizeJob, UserError, job_from_dict
 
 MAX_JOB_BYTES = 16 << 20
 
@@ -129,3 +136,70 @@ def _watch_stdin(cancel: CancelToken) -> None:
 
 def _is_cancel(line: str) -> bool:
     return line.strip().lower() in ("cancel", '{"cmd": "cancel"}', '{"cmd":"cancel"}')
+
+
+# -- serving many jobs ----------------------------------------------------------------------------
+
+def run_server(idle_exit_s: float, free_cores: int = 1) -> int:
+    """Run stylize jobs from stdin lines until stdin closes or nothing comes for idle_exit_s."""
+    events = _take_stdout_for_events()
+    try:  # stray bytes on stdin must not kill the reader
+        sys.stdin.reconfigure(errors="replace")
+    except (AttributeError, OSError, ValueError):
+        pass
+    jobs: queue.Queue = queue.Queue()
+    threading.Thread(target=_read_jobs, args=(jobs,), daemon=True).start()
+    try:
+        from .device import leave_cores_free
+    except ModuleNotFoundError:  # no torch here: each job reports it in one line
+        pass
+    else:
+        leave_cores_free(free_cores)
+    models: dict = {}
+    while True:
+        try:
+            item = jobs.get(timeout=idle_exit_s)
+        except queue.Empty:
+            return EXIT_OK  # idle: give the memory back; the next preview starts a new server
+        if item is None:
+            return EXIT_OK  # stdin closed: whoever started us is gone
+        line, cancel = item
+        reporter = _WorkerReporter(events, cancel)
+        try:
+            job = job_from_dict(json.loads(line))
+            if not isinstance(job, StylizeJob):
+                raise UserError("a serving worker runs stylize jobs only")
+        except (ValueError, RecursionError):
+            reporter.emit("error", message="job description is not valid JSON")
+            continue
+        except UserError as exc:
+            reporter.emit("error", message=str(exc))
+            continue
+        run_job(job, reporter, cancel, models=models)
+        if reporter.broken:
+            return EXIT_FAILED
+
+
+
+def _read_jobs(jobs: queue.Queue) -> None:
+    """Queue each job line with its own cancel token; a "cancel" line cancels the job queued
+    last (the running one: jobs are sent one at a time). None marks the end of stdin."""
+    latest = CancelToken()
+    try:
+        while True:
+            line = sys.stdin.readline(MAX_JOB_BYTES + 1)
+            if not line:
+                break
+            if len(line) > MAX_JOB_BYTES:  # swallow the rest of an oversized line
+                while line and not line.endswith("\n"):
+                    line = sys.stdin.readline(MAX_COMMAND_CHARS)
+                continue
+            if _is_cancel(line):
+                latest.request()
+            elif line.strip():
+                latest = CancelToken()
+                jobs.put((line, latest))
+    except (OSError, ValueError):
+        pass
+    latest.request()
+    jobs.put(None)

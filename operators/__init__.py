@@ -5,16 +5,18 @@ from __future__ import annotations
 import bpy
 from bpy.app.handlers import persistent
 
-from . import apply, cancel, cli, deps, export_frame, farm, jobs, library, runner, train
+from . import apply, cancel, cli, deps, export_frame, farm, jobs, library, preview, runner, train
 
 classes = (*train.classes, *apply.classes, *cancel.classes, *library.classes, *deps.classes,
-           *export_frame.classes, *farm.classes)
+           *export_frame.classes, *farm.classes, *preview.classes)
 
 
 @persistent
 def _on_load_pre(*_args):
-    """Jobs belong to the file they were started in: loading another file cancels them."""
+    """Jobs belong to the file they were started in: loading another file cancels them (and
+    ends the preview worker: its loaded style was for that file)."""
     runner.cancel_all(wait=True)
+    runner.stop_server()
 
 
 def register() -> None:
@@ -27,6 +29,7 @@ def register() -> None:
 
 def unregister() -> None:
     runner.cancel_all(wait=True)  # no worker outlives the add-on
+    runner.stop_server()
     if bpy.app.timers.is_registered(runner.tick):
         bpy.app.timers.unregister(runner.tick)
     cli.unregister()

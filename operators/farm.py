@@ -216,9 +216,10 @@ def _free_name(parent: str, name: str) -> str:
 
 # -- Apply: frames a farm finished ---------------------------------------------------------------
 
-def add_finished_strips(operator, context, scene, strips) -> list:
+def add_finished_strips(operator, context, scene, strips, frame_range) -> list:
     """Add the stylized strip of every strip whose farm frames (same strip, frames, style and
-    settings as an exported farm job) are all there; returns the strips still to stylize."""
+    settings as an exported farm job) are all there; returns the strips still to stylize.
+    `frame_range`: (first, last + 1) timeline frames, or None for each strip's own."""
     records = _records(scene)
     if not records:
         return strips
@@ -228,7 +229,7 @@ def add_finished_strips(operator, context, scene, strips) -> list:
         style_path = library.resolve_style(storage.library_dir(context),
                                            operator.style or (props.style_name if props else ""))
         info = stylefile.read_style_info(style_path)
-        start, end = _frame_range(operator)
+        start, end = frame_range or (None, None)
         digest = farm.file_digest(style_path)
     except (*jobs.USER_ERRORS, OSError):
         return strips  # Apply itself reports the problem
@@ -247,7 +248,8 @@ def add_finished_strips(operator, context, scene, strips) -> list:
                                     for name in found["files"]):
             remaining.append(strip)
             continue
-        record = apply._record(scene, strip, source, found["folder"], bool(bpy.data.filepath))
+        record = apply._record(strip, source, found["folder"], bool(bpy.data.filepath),
+                               resumed=False)
         record["files"] = found["files"]
         container, channel = apply._placement(scene, record, taken)
         if channel is None:

@@ -64,11 +64,20 @@ def worker_environment() -> dict[str, str]:
 # -- one worker process -------------------------------------------------------------------------
 
 class WorkerProcess:
-    """A running `python -m gan worker JOB.json`, its event queue and its cancellation."""
+    """A running `python -m gan worker JOB.json`, its event queue and its cancellation.
 
-    def __init__(self, python: str, job: dict, job_file: str):
-        with open(job_file, "x", encoding="utf-8") as handle:
-            json.dump(job, handle)
+    Without a job it is a serving worker (`--serve`): jobs are sent as lines with `send`, and
+    it exits on its own after `idle_exit_s` without one (see `ServedRun`).
+    """
+
+    def __init__(self, python: str, job: dict | None, job_file: str | None = None,
+                 idle_exit_s: float = 0.0):
+        if job is not None:
+            with open(job_file, "x", encoding="utf-8") as handle:
+                json.dump(job, handle)
+            arguments = [job_file]
+        else:
+            arguments = ["--serve", "--idle-exit", f"{idle_exit_s:g}"]
         env = worker_environment()
         env["PYTHONUNBUFFERED"] = "1"
         options: dict = {}
@@ -82,7 +91,7 @@ class WorkerProcess:
             # (on 2 cores, training from painted keyframes makes 55% more steps with both).
             free_cores = "0" if blocking() else "1"
             self.process = subprocess.Popen(
-                [python, "-m", "gan", "worker", job_file, "--free-cores", free_cores],
+                [python, "-m", "gan", "worker", *arguments, "--free-cores", free_cores],
                 cwd=ADDON_DIR, env=env,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 text=True, encoding="utf-8", errors="replace", bufsize=1, **options)
@@ -102,6 +111,24 @@ class WorkerProcess:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.returncode
+
+    @property
+    def alive(self) -> bool:
+        """Running and still talking (a worker whose output ended is of no more use)."""
+        return self.process.poll() is None and not self._stdout_done.is_set()
+
+    def send(self, line: str) -> bool:
+        """Write one line to the worker's stdin (False when it is gone)."""
+        try:
+            self.process.stdin.write(line.rstrip("\n") + "\n")
+            self.process.stdin.flush()
+            return True
+        except (OSError, ValueError):
+            return False
 
     def _read_stdout(self) -> None:
         try:
@@ -144,11 +171,7 @@ class WorkerProcess:
         if self.cancel_sent_at is not None:
             return
         self.cancel_sent_at = time.monotonic()
-        try:
-            self.process.stdin.write("cancel\n")
-            self.process.stdin.flush()
-        except (OSError, ValueError):
-            pass  # already gone
+        self.send("cancel")  # False: already gone
 
     def enforce_cancel(self) -> None:
         """Escalate a cancel the worker ignores: terminate after a grace period, then kill."""
@@ -198,6 +221,124 @@ class WorkerProcess:
         return f"The style worker stopped unexpectedly ({how})" + (f": {last}" if last else "")
 
 
+# -- the serving worker (previews) --------------------------------------------------------------
+
+PREVIEW_IDLE_S = 300.0  # a preview worker with nothing to do exits after this (its memory back)
+FINAL_EVENTS = ("done", "cancelled", "error")
+
+_server: WorkerProcess | None = None
+
+
+def preview_server(python: str) -> WorkerProcess:
+    """The running serving worker of this Blender session, started if needed (or when it
+    exited: idle, crashed, or another interpreter was chosen)."""
+    global _server
+    if _server is not None and (not _server.alive or _server.python != python):
+        stop_server()
+    if _server is None:
+        _server = WorkerProcess(python, None, idle_exit_s=PREVIEW_IDLE_S)
+    return _server
+
+
+def server_pid() -> int | None:
+    """The pid of the live serving worker, else None."""
+    if _server is not None and _server.alive:
+        return _server.pid
+    return None
+
+
+def stop_server() -> None:
+    """End the serving worker (closing its stdin ends it; killed if it does not go at once)."""
+    global _server
+    server, _server = _server, None
+    if server is None:
+        return
+    try:
+        server.process.stdin.close()
+    except (OSError, ValueError):
+        pass
+    try:
+        server.process.wait(TERMINATE_GRACE_S)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+    server.close(timeout=1.0)
+
+
+class ServedRun:
+    """One job on the serving worker, with the face of a WorkerProcess for `Job.poll`: it is
+    finished at the job's final event (the process lives on) or when the server died."""
+
+    def __init__(self, python: str, job: dict):
+        self.server = preview_server(python)
+        self.python = python
+        self.final: dict | None = None
+        self.cancel_sent_at: float | None = None
+        self.stopped_by_us = False
+        self.server.drain()  # nothing of an earlier run may count for this one
+        if not self.server.send(json.dumps(job)):
+            stop_server()
+            raise JobError("The style worker could not take the job (it exited); try again")
+
+    @property
+    def pid(self) -> int:
+        return self.server.pid
+
+    @property
+    def returncode(self) -> int | None:
+        if self.final is not None:
+            return 0 if self.final["event"] == "done" else 1
+        return self.server.returncode
+
+    @property
+    def finished(self) -> bool:
+        return self.final is not None or self.server.finished
+
+    def drain(self) -> list[dict]:
+        events = []
+        if self.final is None:
+            for event in self.server.drain():
+                events.append(event)
+                if event["event"] in FINAL_EVENTS:
+                    self.final = event
+                    break
+        return events
+
+    def request_cancel(self) -> None:
+        if self.cancel_sent_at is None and self.final is None:
+            self.cancel_sent_at = time.monotonic()
+            self.server.send("cancel")
+
+    def enforce_cancel(self) -> None:
+        """A job that ignores its cancel takes the server down with it."""
+        if (self.cancel_sent_at is not None and self.final is None and not self.server.finished
+                and time.monotonic() - self.cancel_sent_at >= CANCEL_GRACE_S):
+            self.stopped_by_us = True
+            if self.server is _server:
+                stop_server()
+            else:
+                self.server.close(timeout=1.0)
+
+    def close(self, timeout: float = TERMINATE_GRACE_S) -> None:
+        """Leave the server idle: a run still going is cancelled, and the server is stopped
+        when the run does not end within `timeout`."""
+        if self.finished:
+            return
+        self.request_cancel()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.finished:
+            self.drain()
+            time.sleep(0.02)
+        if not self.finished:
+            self.stopped_by_us = True
+            if self.server is _server:
+                stop_server()
+            else:
+                self.server.close(timeout=1.0)
+
+    def failure_message(self) -> str:
+        return self.server.failure_message()
+
+
 # -- jobs as the user sees them -----------------------------------------------------------------
 
 class Step:
@@ -211,6 +352,19 @@ class Step:
         self.subject = subject
 
 
+class RenderStep(Step):
+    """Frames that Blender must draw itself, one per poll on the main thread: with a window
+    the interface stays responsive between two frames (the timer polls), Cancel stops after
+    the frame being drawn, and the status shows the progress. `render(item)` draws one of
+    `items` and raises JobError with a message for the user when it cannot."""
+
+    def __init__(self, label: str, items: list, render: Callable[[object], None],
+                 subject: str = ""):
+        super().__init__({}, label, weight=len(items), subject=subject)
+        self.items = items
+        self.render = render
+
+
 class Job:
     """A unit of work for one scene: sequential worker runs and a completion callback.
 
@@ -220,8 +374,10 @@ class Job:
 
     def __init__(self, kind: str, scene, title: str, steps: list[Step], work_dir: str,
                  python: str, on_success: Callable[["Job"], str] | None = None,
-                 cleanup: Callable[["Job"], None] | None = None, claims: tuple[str, ...] = ()):
+                 cleanup: Callable[["Job"], None] | None = None, claims: tuple[str, ...] = (),
+                 served: bool = False):
         self.kind = kind
+        self.served = served  # steps run on the serving worker (model kept between jobs)
         self.scene_uid = scene.session_uid
         self.scene_name = scene.name
         self.title = title
@@ -245,7 +401,9 @@ class Job:
         self.device = ""
         self.cancel_requested = False
         self._index = -1
-        self._worker: WorkerProcess | None = None
+        self._worker: WorkerProcess | ServedRun | None = None
+        self._rendered = 0             # frames drawn of the current render step
+        self._render_started = 0.0
         self._last_event: dict | None = None
         self._printer: Callable[[str], None] | None = None
         self._last_print = 0.0
@@ -271,14 +429,25 @@ class Job:
 
     # running -------------------------------------------------------------------------------
     def start(self) -> None:
+        if not self.steps:  # nothing left to make (a resumed job whose frames all exist)
+            self._succeed()
+            return
         self._next_step()
 
     def _next_step(self) -> None:
         self._index += 1
         step = self.steps[self._index]
         self.status = step.label
-        job_file = os.path.join(self.work_dir, f"job_{self._index:03d}.json")
-        self._worker = WorkerProcess(self.python, step.job, job_file)
+        self._worker = None
+        if isinstance(step, RenderStep):
+            self._rendered, self._render_started = 0, time.monotonic()
+            self._say(f"{self.title}: {step.label}: {len(step.items)} frames")
+            return
+        if self.served:
+            self._worker = ServedRun(self.python, step.job)
+        else:
+            job_file = os.path.join(self.work_dir, f"job_{self._index:03d}.json")
+            self._worker = WorkerProcess(self.python, step.job, job_file)
         self._say(f"{self.title}: {step.label} (worker pid {self._worker.pid})")
 
     def cancel(self) -> None:
@@ -291,9 +460,12 @@ class Job:
             self._worker.request_cancel()
 
     def poll(self) -> bool:
-        """Handle what the worker said; advance or finish. Returns True while running."""
+        """Handle what the worker said (or draw the next frame of a render step); advance or
+        finish. Returns True while running."""
         if not self.active:
             return False
+        if isinstance(self.step, RenderStep):
+            return self._poll_render(self.step)
         worker = self._worker
         for event in worker.drain():
             self._handle(event)
@@ -309,7 +481,7 @@ class Job:
         if ended == "cancelled" or (self.cancel_requested
                                     and (ended == "done" or worker.stopped_by_us)):
             self._finish(CANCELLED, "Cancelled" + self._cancel_note())
-        elif worker.process.returncode == 0 and ended == "done" and not self.cancel_requested:
+        elif worker.returncode == 0 and ended == "done" and not self.cancel_requested:
             self._last_event = None
             if self._index + 1 < len(self.steps):
                 try:
@@ -322,6 +494,34 @@ class Job:
             self._fail(deps.explain(last["message"], self.python))
         else:
             self._fail(worker.failure_message())
+        return self.active
+
+    def _poll_render(self, step: RenderStep) -> bool:
+        if self.cancel_requested:
+            self._finish(CANCELLED, "Cancelled")
+            return False
+        try:
+            step.render(step.items[self._rendered])
+        except JobError as exc:
+            self._fail(str(exc))
+            return False
+        self._rendered += 1
+        done, total = self._rendered, len(step.items)
+        total_weight = sum(s.weight for s in self.steps) or 1.0
+        done_weight = sum(s.weight for s in self.steps[:self._index]) + done
+        self.fraction = min(1.0, done_weight / total_weight)
+        self.eta_s = (time.monotonic() - self._render_started) / done * (total - done)
+        self.status = f"{step.label}: {done}/{total} frames"
+        self._say(self.progress_line())
+        if done == total:
+            self.eta_s = None
+            if self._index + 1 < len(self.steps):
+                try:
+                    self._next_step()
+                except JobError as exc:
+                    self._finish(FAILED, str(exc))
+            else:
+                self._succeed()
         return self.active
 
     def _fail(self, message: str) -> None:
@@ -428,7 +628,8 @@ class Job:
         finally:
             if self.active:  # an exception on our side: leave no process behind
                 self.cancel()
-                self._worker.close(timeout=1.0)
+                if self._worker is not None:
+                    self._worker.close(timeout=1.0)
                 self._finish(CANCELLED, "Interrupted")
 
 
@@ -512,8 +713,9 @@ def cancel_all(wait: bool = True) -> None:
     """Cancel every job (add-on disabled, another file loaded) and leave no process behind."""
     for job in running_jobs():
         job.cancel()
-        if wait and job._worker is not None:
-            job._worker.close()
+        if wait:
+            if job._worker is not None:
+                job._worker.close()
             job.poll()
             if job.active:
                 job._finish(CANCELLED, "Cancelled")
@@ -552,5 +754,5 @@ def _redraw() -> None:
         return
     for window in wm.windows:
         for area in window.screen.areas:
-            if area.type in ('SEQUENCE_EDITOR', 'PREFERENCES'):
+            if area.type in ('SEQUENCE_EDITOR', 'PREFERENCES', 'STATUSBAR'):
                 area.tag_redraw()

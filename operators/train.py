@@ -150,15 +150,16 @@ class SEQUENCER_OT_gan_style_train(bpy.types.Operator):
         if not content_strips:
             raise jobs.PrepareError("Select the content strips (the footage the style is for)")
 
-        style_specs = [protocol.SourceSpec(**s.spec())
-                       for s in jobs.strip_sources(scene, style_strips, work_dir)]
+        renders: list[runner.RenderStep] = []  # strips Blender draws, before the training
+        style_specs = [protocol.SourceSpec(**s.spec()) for s in
+                       jobs.strip_sources(scene, style_strips, work_dir, render_steps=renders)]
         if style_file:
             path = storage.absolute(style_file)
             if not os.path.exists(path):
                 raise jobs.PrepareError(f"Style file not found: {path}")
             style_specs.append(protocol.SourceSpec(path))
-        content_specs = [protocol.SourceSpec(**s.spec())
-                         for s in jobs.strip_sources(scene, content_strips, work_dir)]
+        content_specs = [protocol.SourceSpec(**s.spec()) for s in
+                         jobs.strip_sources(scene, content_strips, work_dir, render_steps=renders)]
 
         if os.path.isdir(training) and not resume:
             # Start over, only now that every input checked out: this style's own earlier,
@@ -175,7 +176,7 @@ class SEQUENCER_OT_gan_style_train(bpy.types.Operator):
             stroke_scale=float(settings["stroke_scale"]),
             auto_keyframes=None if settings["learn_strokes"] else 0)
         label = "resuming" if resume else "training"
-        job = runner.Job("train", scene, f"Train '{name}'", [runner.Step(
+        job = runner.Job("train", scene, f"Train '{name}'", [*renders, runner.Step(
             protocol.job_to_dict(train_job), label)], work_dir, storage.worker_python(context),
             on_success=_finished, claims=(out, training))
         job.data = {"name": name, "out": out, "training": training, "resumed": resume,

@@ -6,7 +6,7 @@ import bpy
 from bpy.app.handlers import persistent
 
 from ..operators import library
-from . import panels, prefs, previews, props
+from . import menus, panels, prefs, previews, props
 
 classes = (*prefs.classes, *panels.classes)
 
@@ -29,6 +29,7 @@ def register() -> None:
     props.register()
     for cls in classes:
         bpy.utils.register_class(cls)
+    menus.register()
     bpy.app.handlers.load_post.append(_on_load_post)
     if not bpy.app.background:
         # Not in background mode: nothing draws there, and with a pending timer the 4.2 bpy
@@ -41,6 +42,7 @@ def unregister() -> None:
         bpy.app.timers.unregister(_refresh_library)
     if _on_load_post in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.remove(_on_load_post)
+    menus.unregister()
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)
     props.unregister()

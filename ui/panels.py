@@ -7,7 +7,8 @@ import os
 import bpy
 
 from ..gan import protocol
-from ..operators import compat, keyframes, library, runner, storage, strip_source, train
+from ..operators import (apply, compat, keyframes, library, preview, runner, storage,
+                         strip_source, train)
 from . import prefs, previews, props
 
 
@@ -91,7 +92,12 @@ class SEQUENCER_PT_gan_style_apply(SequencerStylePanel, bpy.types.Panel):
         column = layout.column()
         column.enabled = bool(strips and style_name) and not (job and job.active)
         text = f"Apply to {len(strips)} strips" if len(strips) > 1 else "Apply to Strip"
-        op = column.operator("sequencer.gan_style_apply", text=text, icon='BRUSH_DATA')
+        row = column.row(align=True)
+        op = row.operator("sequencer.gan_style_preview", text="Preview Frame", icon='HIDE_OFF')
+        op.style = style_name
+        op.mix = settings.mix
+        op.stroke_scale = settings.stroke_scale
+        op = row.operator("sequencer.gan_style_apply", text=text, icon='BRUSH_DATA')
         op.style = style_name
         op.mix = settings.mix
         op.stabilize = settings.stabilize
@@ -103,11 +109,29 @@ class SEQUENCER_PT_gan_style_apply(SequencerStylePanel, bpy.types.Panel):
         for name in ("style", "mix", "stabilize", "stroke_scale", "use_frame_range",
                      "frame_start", "frame_end"):
             setattr(op, name, style_name if name == "style" else getattr(settings, name))
+        active = compat.active_strip(scene)
+        if apply.is_stylized(active):
+            row = layout.row()
+            row.enabled = not (job and job.active)
+            op = row.operator("sequencer.gan_style_reapply", icon='FILE_REFRESH',
+                              text=f"Re-apply to '{active['gan_style'].get('source_strip', '?')}'")
+            op.style = style_name
+            op.mix = settings.mix
+            op.stabilize = settings.stabilize
+            op.stroke_scale = settings.stroke_scale
         if not strips:
             layout.label(text="Select the strips to stylize", icon='INFO')
-        job = _job_of_kind(context, "apply")
-        if job is not None:
+        job = runner.job_for(scene)
+        if job is not None and job.kind in ("apply", "preview"):
             draw_job(layout, job)
+        shown = preview.latest(scene)
+        if shown is not None:
+            box = layout.box()
+            box.label(text=f"Preview: {shown['label']}", icon='IMAGE_DATA')
+            icon = previews.image_icon(shown["path"])
+            if icon:  # 0 without a screen (background mode)
+                box.template_icon(icon_value=icon, scale=10.0)
+            box.label(text=f"Image '{preview.PREVIEW_IMAGE}' in the Image Editor")
 
 
 class SEQUENCER_PT_gan_style_train(SequencerStylePanel, bpy.types.Panel):

@@ -64,7 +64,10 @@ def test_cancel_adds_nothing_and_leaves_no_process(runner, blend, movie, style, 
     assert job.state in (runner.CANCELLED, runner.DONE)
     if job.state == runner.CANCELLED:
         assert bl_helpers.new_strips(blend, before) == []
-        assert frame_folders() == []
+        for folder in frame_folders():  # kept only with finished frames (Apply resumes)
+            names = os.listdir(os.path.join(os.path.dirname(bpy.data.filepath), "gan_style",
+                                            folder))
+            assert any(n.startswith("frame_") for n in names), names
     assert all(bl_helpers.process_gone(pid) for pid in job.pids)
 
 
@@ -128,7 +131,8 @@ def test_interactive_blender_keeps_a_core_background_blender_gives_them_all(
 
         monkeypatch.setattr(runner, "FORCE_ASYNC", False)  # what `blender -b` does
         assert runner.blocking()
-        assert bpy.ops.sequencer.gan_style_apply(style=style, mix=1.0) == {'FINISHED'}
+        bl_helpers.select_only(blend, movie)  # the result was selected; other settings: new frames
+        assert bpy.ops.sequencer.gan_style_apply(style=style, mix=0.9) == {'FINISHED'}
         job = runner.job_for(blend)
         assert job.state == runner.DONE, job.message
         assert job.device.endswith(f", {cores} thread" + ("s" if cores > 1 else ""))

@@ -122,6 +122,22 @@ def load_checkpoint_step(path: str) -> int:
     return int(done.stdout.split()[-1])
 
 
+def finished_frames(folder: str) -> list[str]:
+    return sorted(n for n in os.listdir(folder) if n.startswith("frame_")) \
+        if os.path.isdir(folder) else []
+
+
+def check_kept_frames(folder: str) -> None:
+    """An interrupted Apply keeps the frames it finished (complete ones, numbered from the
+    first without gaps, for Apply to resume); a folder without any is removed."""
+    frames = finished_frames(folder)
+    if not frames:
+        assert not os.path.exists(folder), "an empty frame folder is left"
+        return
+    assert frames == [f"frame_{n:06d}.png" for n in range(1, len(frames) + 1)], frames
+    assert set(os.listdir(folder)) == {*frames, "gan_style_frames.json"}
+
+
 # -- SIGKILL ------------------------------------------------------------------------------------
 
 @pytest.mark.lts
@@ -139,8 +155,8 @@ def test_worker_killed_during_apply(runner, blend, long_movie, style, moment):
     if moment == "after the start event":
         assert bl_helpers.wait_for(lambda: job.device or not job.active, tick=runner.tick)
     elif moment == "while writing frames":
-        assert bl_helpers.wait_for(lambda: os.listdir(folder) or not job.active, step=0.01,
-                                   tick=runner.tick)
+        assert bl_helpers.wait_for(lambda: finished_frames(folder) or not job.active,
+                                   step=0.01, tick=runner.tick)
     time.sleep(delay if moment != "while starting" else 0)
     runner.tick()
     assert job.active, f"the job ended before the kill ({job.message}): use a longer movie"
@@ -149,7 +165,7 @@ def test_worker_killed_during_apply(runner, blend, long_movie, style, moment):
     assert job.state == runner.FAILED
     assert re.match(f"Strip 'Long': {KILLED}", one_line(job.message)), (delay, job.message)
     assert bl_helpers.new_strips(blend, before) == []
-    assert not os.path.exists(folder), "the unfinished frame folder is left"
+    check_kept_frames(folder)
     assert bl_helpers.no_process_left([pid])
     invariants.check(blend)
 
@@ -334,7 +350,7 @@ def test_job_stops_when_the_file_or_the_add_on_goes(runner, addon, blend, long_m
     scene = bpy.context.scene
     assert not scene.sequence_editor or \
         {s.name for s in bl_helpers.strips_all(scene)} <= {"Long"}, "a strip was added"
-    assert not os.path.exists(folder)
+    check_kept_frames(folder)
     invariants.check(scene if how == "add-on unregistered" else None)
     assert bl_helpers.file_digest(blend_path) == saved
 
@@ -385,7 +401,8 @@ def test_no_worker_outlives_blender(blend, long_movie, style, how):
 @pytest.mark.lts
 def test_two_apply_requests_on_one_strip(runner, blend, media, style):
     """While a job runs, a second request is refused and changes nothing; once it is done, a
-    second request makes its own folder and strip and never touches the first one's files."""
+    second request with the same settings adds its own strip from the finished frames (none
+    is made again, no file of the first is touched)."""
     strip = bl_helpers.add_movie(blend, media.movie, "Movie", channel=1, frame_start=1)
     strip.frame_offset_end = 24
     bl_helpers.select_only(blend, strip)
@@ -409,9 +426,10 @@ def test_two_apply_requests_on_one_strip(runner, blend, media, style):
     job = runner.job_for(blend)
     finish(runner, job)
     assert job.state == runner.DONE, job.message
+    assert job.steps == [] and "resumed" in job.message
     (second,) = bl_helpers.new_strips(blend, before | {first.name})
-    assert second.directory != first.directory and second.channel != first.channel
-    assert len(os.listdir(bl_helpers.output_root())) == 2
+    assert second.directory == first.directory and second.channel != first.channel
+    assert len(os.listdir(bl_helpers.output_root())) == 1
     invariants.check(blend)
 
 

@@ -372,8 +372,9 @@ def test_mixed_frame_sizes_are_each_stylized_at_their_own_size(model, tmp_path):
 
 
 def test_grey_rgba_and_16_bit_frames(model, tmp_path):
-    """Every pixel format becomes RGB uint8: grey repeated, alpha dropped, 16 bits rounded.
-    The stylized output equals that of the same picture stored as plain 8-bit BGR."""
+    """The model sees every pixel format as RGB uint8 (grey repeated, alpha aside, 16 bits
+    rounded): the stylized colours equal those of the same picture stored as plain 8-bit BGR.
+    The output keeps the source's alpha and 16 bits (see the next test)."""
     bgr = picture(5)
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
     bgra = np.dstack([bgr, np.arange(SIZE[0] * SIZE[1], dtype=np.uint8).reshape(SIZE[1], SIZE[0])])
@@ -396,6 +397,43 @@ def test_grey_rgba_and_16_bit_frames(model, tmp_path):
     for a, b in zip(styled, reference):
         assert np.abs(read_image(a).astype(int) - read_image(b)).max() <= 1
     check_output_folder(tmp_path / "styled")
+
+
+def test_alpha_and_16_bits_pass_through_and_float_images_are_refused(model, tmp_path):
+    """The style changes colour, never coverage: RGBA in, RGBA out with the same alpha; a
+    16-bit source gives 16-bit output, exactly the source at mix 0; float is one line."""
+    bgr = picture(6)
+    alpha = np.arange(SIZE[0] * SIZE[1], dtype=np.uint8).reshape(SIZE[1], SIZE[0])
+    deep = np.minimum(bgr.astype(np.int32) * 257 + 100, 65535).astype(np.uint16)
+    deep_alpha = np.dstack([deep, alpha.astype(np.uint16) * 257])
+    files = [write_image(tmp_path / "rgba.png", np.dstack([bgr, alpha])),
+             write_image(tmp_path / "deep.png", deep), write_image(tmp_path / "deepa.png", deep_alpha)]
+    for mix in (0.0, 1.0):
+        out = run_stylize(model, files, tmp_path / f"mix{mix}", mix=mix)
+        rgba, deep_out, deepa_out = (cv2.imread(p, cv2.IMREAD_UNCHANGED) for p in out)
+        assert rgba.shape == (SIZE[1], SIZE[0], 4) and rgba.dtype == np.uint8
+        assert np.array_equal(rgba[:, :, 3], alpha)
+        assert deep_out.dtype == np.uint16 and deep_out.shape == deep.shape
+        assert deepa_out.dtype == np.uint16 and np.array_equal(deepa_out[:, :, 3],
+                                                                 deep_alpha[:, :, 3])
+        if mix == 0.0:
+            assert np.array_equal(rgba[:, :, :3], bgr)
+            assert np.array_equal(deep_out, deep) and np.array_equal(deepa_out, deep_alpha)
+        else:
+            assert not np.array_equal(rgba[:, :, :3], bgr)
+            # The style's change, carried onto the 16 bits: rounded to 8 bits it is the
+            # stylized 8-bit picture.
+            styled8 = run_stylize(model, [files[0]], tmp_path / "rgb8")[0]
+            expected = cv2.imread(styled8, cv2.IMREAD_UNCHANGED)[:, :, :3].astype(int)
+            assert np.abs(np.round(deep_out / 257.0) - expected).max() <= 1
+    floating = write_image(tmp_path / "float.tif", bgr.astype(np.float32) / 255.0)
+    exr = tmp_path / "shot.exr"  # OpenEXR's magic number: OpenCV ships that codec disabled
+    exr.write_bytes(b"\x76\x2f\x31\x01" + bytes(200))
+    for path in (floating, str(exr)):
+        with pytest.raises(UserError) as error:
+            run_stylize(model, [path], tmp_path / os.path.basename(path))
+        assert_one_line(str(error.value), os.path.basename(path))
+        assert "16-bit PNG or TIFF" in str(error.value)
 
 
 # -- very large frames ----------------------------------------------------------------------------

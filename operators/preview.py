@@ -1,0 +1,129 @@
+"""`sequencer.gan_style_preview`: the current frame of the active strip, stylized, to look at.
+
+Nothing is added to the timeline: the frame is written to the add-on's user folder and shown in
+the Style panel and as the image datablock "GAN Style Preview" (open it in an Image Editor).
+Previews run on the serving worker (`runner.ServedRun`): it stays alive between previews with
+the style loaded, so only the first one pays for starting Python, importing torch and loading
+the model. It exits after `runner.PREVIEW_IDLE_S` without work, and when Blender quits, the
+add-on is disabled or another file is loaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+
+import bpy
+from bpy.props import FloatProperty, StringProperty
+
+from ..gan import protocol
+from . import compat, jobs, options, runner, storage
+
+PREVIEW_IMAGE = "GAN Style Preview"
+KEEP_PREVIEWS = 3  # preview folders kept in the user folder (older ones are removed)
+
+_latest: dict[int, dict] = {}  # scene session_uid -> {"path", "label"} of its last preview
+
+
+def latest(scene) -> dict | None:
+    """The scene's last preview (path and label) while its file still exists."""
+    shown = _latest.get(scene.session_uid) if scene is not None else None
+    return shown if shown is not None and os.path.isfile(shown["path"]) else None
+
+
+class SEQUENCER_OT_gan_style_preview(bpy.types.Operator):
+    """Stylize the current frame of the active strip with the current settings and show it """ \
+        """in the Style panel and as the image "GAN Style Preview" (nothing is added)"""
+    bl_idname = "sequencer.gan_style_preview"
+    bl_label = "Preview Style Frame"
+    bl_options = {'REGISTER'}
+
+    style: StringProperty(
+        name="Style",
+        description="Library name of the style, or the path of a .ganstyle file "
+                    "(empty: the style chosen in the Style panel)")
+    mix: FloatProperty(
+        name="Mix", description="0 keeps the original pixels, 1 is the full style",
+        default=1.0, min=0.0, max=1.0, subtype='FACTOR')
+    stroke_scale: options.stroke_scale(options.APPLY_STROKE_SCALE)
+
+    @classmethod
+    def poll(cls, context):
+        return compat.is_visual(compat.active_strip(compat.sequencer_scene(context)))
+
+    def invoke(self, context, _event):
+        from .apply import take_panel_settings
+        take_panel_settings(self, context, ("mix", "stroke_scale"))
+        return self.execute(context)
+
+    def execute(self, context):
+        scene = compat.sequencer_scene(context)
+        strip = compat.active_strip(scene)
+        frame = scene.frame_current
+        start, end = int(strip.frame_final_start), int(strip.frame_final_end)
+        if not start <= frame < end:
+            self.report({'ERROR'}, f"Frame {frame} is not in strip '{strip.name}' (frames "
+                                   f"{start}-{end - 1}): move the playhead over the strip")
+            return {'CANCELLED'}
+        return jobs.run(self, scene, functools.partial(self._prepare, context, scene, strip,
+                                                       frame))
+
+    def _prepare(self, context, scene, strip, frame: int, work_dir: str) -> runner.Job:
+        style_path = jobs.chosen_style(context, scene, self.style)
+        style_name = jobs.style_label(style_path)
+        (source,) = jobs.strip_sources(scene, [strip], work_dir, (frame, frame + 1))
+        parent = storage.user_dir("previews")
+        _remove_old_previews(parent)
+        folder = storage.reserve_folder(parent, "preview")
+        job = protocol.StylizeJob(
+            model=style_path, input=protocol.SourceSpec(**source.spec()), output=folder,
+            mix=float(self.mix), device=storage.device(context), format="png", first_number=1,
+            stroke_scale=float(self.stroke_scale))
+        step = runner.Step(protocol.job_to_dict(job), f"'{strip.name}' frame {frame}",
+                           subject=f"Strip '{strip.name}'")
+        preview = runner.Job("preview", scene, f"Preview '{style_name}'", [step], work_dir,
+                             storage.worker_python(context), on_success=_show, cleanup=_cleanup,
+                             claims=(folder,), served=True)
+        preview.data = {"folder": folder, "label": f"'{strip.name}' frame {frame}, {style_name}"}
+        return preview
+
+
+def _show(job: runner.Job) -> str:
+    """Completion: load the frame into the preview image and remember it for the panel."""
+    folder = job.data["folder"]
+    names = [n for n in os.listdir(folder) if not n.startswith(".")]
+    if len(names) != 1:
+        raise RuntimeError(f"The worker finished but wrote no preview frame in {folder}")
+    path = os.path.join(folder, names[0])
+    image = bpy.data.images.get(PREVIEW_IMAGE)
+    if image is None:
+        image = bpy.data.images.load(path, check_existing=False)
+        image.name = PREVIEW_IMAGE
+    else:
+        image.filepath = path
+        image.reload()
+    _latest[job.scene_uid] = {"path": path, "label": job.data["label"]}
+    return f"Preview of {job.data['label']}: see the Style panel, or the image " \
+           f"'{PREVIEW_IMAGE}' in an Image Editor"
+
+
+def _cleanup(job: runner.Job) -> None:
+    if job.state != runner.DONE:
+        shutil.rmtree(job.data.get("folder", ""), ignore_errors=True)
+
+
+def _remove_old_previews(parent: str) -> None:
+    """Previews are throwaway: keep the last few folders (ours alone live here)."""
+    try:
+        folders = [os.path.join(parent, n) for n in os.listdir(parent) if n.startswith("preview")]
+        folders.sort(key=os.path.getmtime)
+    except OSError:
+        return
+    shown = {os.path.dirname(p["path"]) for p in _latest.values()}
+    for folder in folders[:max(0, len(folders) - (KEEP_PREVIEWS - 1))]:
+        if folder not in shown:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+classes = (SEQUENCER_OT_gan_style_preview,)
