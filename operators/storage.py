@@ -6,7 +6,9 @@ suffix when the name is taken.
 
 from __future__ import annotations
 
+import ntpath
 import os
+import posixpath
 import re
 import sys
 import tempfile
@@ -62,8 +64,43 @@ def device(context=None) -> str:
 
 
 def absolute(path: str, library=None) -> str:
-    """An absolute, normalised file path (`//` resolved against the .blend)."""
-    return os.path.normpath(bpy.path.abspath(path, library=library))
+    """The file a path of the .blend (strip, keyframe, output or library folder) names here.
+
+    Every path read from a .blend goes through this one function, so a file saved on Windows
+    resolves on macOS and Linux and the other way round (see `resolve_path`). `library`: the
+    linked library the path belongs to (its `//` is that library file's folder).
+    """
+    blend = bpy.data.filepath
+    if library is not None:  # a library's own path is relative to the main file
+        blend = resolve_path(library.filepath, os.path.dirname(blend))
+    return resolve_path(path, os.path.dirname(blend))
+
+
+_DRIVE = re.compile(r"^([A-Za-z]):[\\/]")
+
+
+def resolve_path(path: str, blend_dir: str, windows: bool = os.name == "nt") -> str:
+    """`path` as Blender resolves it on this system (`windows`: with Windows' rules), normalised.
+
+    - `//` means the folder of the .blend (`blend_dir`); `bpy.path.abspath` only joins the two
+      strings and keeps `..` (DESIGN.md), so the result is normalised here.
+    - Outside Windows a backslash is a separator, as Blender's own file loading treats it: a
+      .blend saved on Windows stores `//..\\clips\\a.mp4`, and Blender plays that strip on
+      Linux while `bpy.path.abspath` gives a path no file has.
+    - A drive-letter path (`C:\\media\\a.mp4`) outside Windows becomes `/c/media/a.mp4`, the
+      path Blender itself tries there (a mount point some studios mirror), never a relative path.
+    On Windows both separators work already; `ntpath.normpath` makes them one.
+    """
+    flavour = ntpath if windows else posixpath
+    if not windows:
+        drive = _DRIVE.match(path)
+        if drive:
+            path = "/" + drive.group(1).lower() + "/" + path[3:]
+        if not path.startswith("\\\\"):  # a Windows network share keeps its prefix
+            path = path.replace("\\", "/")
+    if path.startswith("//") and not path.startswith("///"):
+        path = flavour.join(blend_dir, path[2:]) if blend_dir else path[2:]
+    return flavour.normpath(path) if path else path
 
 
 def safe_name(text: str, limit: int = 60) -> str:
