@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 from bpy.app.handlers import persistent
 
-from . import apply, cancel, cli, deps, export_frame, jobs, library, runner, train
+from . import apply, cancel, cli, deps, export_frame, jobs, library, runner, storage, train
 
 classes = (*train.classes, *apply.classes, *cancel.classes, *library.classes, *deps.classes,
            *export_frame.classes)
@@ -23,6 +23,7 @@ def register() -> None:
     bpy.app.handlers.load_pre.append(_on_load_pre)
     cli.register()
     jobs.remove_stale_work_dirs()
+    storage.migrate_old_library()
 
 
 def unregister() -> None:

@@ -33,7 +33,8 @@ class GANSTYLE_AddonPreferences(bpy.types.AddonPreferences):
                ('MPS', "MPS", "Apple GPU")))
     library_dir: StringProperty(
         name="Style Library", subtype='DIR_PATH', update=_library_changed,
-        description="Folder of .ganstyle files. Empty: the extension's user folder")
+        description="Folder of .ganstyle files. Empty: 'styles' in the data folder, which "
+                    "outlives the extension")
 
     def draw(self, context):
         layout = self.layout
@@ -45,6 +46,10 @@ class GANSTYLE_AddonPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "device")
         layout.prop(self, "library_dir")
         layout.label(text=f"Library: {storage.library_dir(context)}", icon='FILE_FOLDER')
+        row = layout.row()
+        row.label(text=f"Data: {storage.data_root()}", icon='DISK_DRIVE')
+        row.operator("wm.path_open", text="Open", icon='FILEBROWSER').filepath = \
+            storage.data_dir()
         box = layout.box()
         draw_dependencies(box, python, always=True)
         box.operator("sequencer.gan_style_check_dependencies", icon='FILE_REFRESH')
