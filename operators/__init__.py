@@ -5,10 +5,11 @@ from __future__ import annotations
 import bpy
 from bpy.app.handlers import persistent
 
-from . import apply, cancel, cli, deps, export_frame, jobs, library, runner, storage, train
+from . import (apply, cancel, cleanup, cli, deps, export_frame, jobs, library, runner, storage,
+               train)
 
 classes = (*train.classes, *apply.classes, *cancel.classes, *library.classes, *deps.classes,
-           *export_frame.classes)
+           *export_frame.classes, *cleanup.classes)
 
 
 @persistent

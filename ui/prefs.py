@@ -50,6 +50,7 @@ class GANSTYLE_AddonPreferences(bpy.types.AddonPreferences):
         row.label(text=f"Data: {storage.data_root()}", icon='DISK_DRIVE')
         row.operator("wm.path_open", text="Open", icon='FILEBROWSER').filepath = \
             storage.data_dir()
+        layout.operator("sequencer.gan_style_clean_up", icon='TRASH')
         box = layout.box()
         draw_dependencies(box, python, always=True)
         box.operator("sequencer.gan_style_check_dependencies", icon='FILE_REFRESH')
