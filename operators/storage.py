@@ -25,6 +25,7 @@ import tempfile
 import bpy
 
 from ..gan import fileio
+from . import installer
 
 # The extension's root package (`bl_ext.<repo>.gan_style`): this module lives in `<root>.operators`.
 ADDON_PACKAGE = __package__.rpartition(".")[0]
@@ -93,16 +94,30 @@ def library_dir(context=None) -> str:
     return data_dir("styles")
 
 
+def env_dir() -> str:
+    """The worker's private environment (Install Dependencies), one per Python version (not
+    created): a venv runs on the Python it was made from."""
+    return os.path.join(data_root(), "python", "py%d.%d" % sys.version_info[:2])
+
+
+def env_python() -> str:
+    """The private environment's interpreter, '' while there is none."""
+    python = installer.env_python(env_dir())
+    return python if os.path.isfile(python) else ""
+
+
 def worker_python(context=None) -> str:
-    """The interpreter that runs jobs: the preference, else Blender's own Python."""
+    """The interpreter that runs jobs: the preference, else the private environment made by
+    Install Dependencies, else Blender's own Python."""
     prefs = preferences(context)
     custom = prefs.python_path.strip() if prefs is not None else ""
-    return absolute(custom) if custom else sys.executable
+    return absolute(custom) if custom else env_python() or sys.executable
 
 
 def device(context=None) -> str:
     prefs = preferences(context)
-    return prefs.device.lower() if prefs is not None else "auto"
+    # '' when the saved choice is a GPU the worker no longer reports
+    return (prefs.device or "AUTO").lower() if prefs is not None else "auto"
 
 
 def absolute(path: str, library=None) -> str:

@@ -23,7 +23,10 @@ def test_manifest_follows_blenders_rules():
     assert manifest["type"] == "add-on"
     assert manifest["blender_version_min"] == "4.2.0"
     assert len(manifest["tagline"]) <= 64 and not manifest["tagline"].endswith(".")
-    assert set(manifest["permissions"]) == {"files"}  # no network: nothing is downloaded
+    # network: Install Dependencies (only with Allow Online Access on)
+    assert set(manifest["permissions"]) == {"files", "network"}
+    assert all(len(reason) <= 64 and not reason.endswith(".")
+               for reason in manifest["permissions"].values())
     assert all(license.startswith("SPDX:") for license in manifest["license"])
 
 
