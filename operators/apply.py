@@ -84,8 +84,8 @@ class SEQUENCER_OT_gan_style_apply(bpy.types.Operator):
             if self.frame_end < self.frame_start:
                 raise jobs.PrepareError("The frame range ends before it starts")
             frame_range = (self.frame_start, self.frame_end + 1)
-            strips = [s for s in strips if s.frame_final_start < frame_range[1]
-                      and frame_range[0] < s.frame_final_end]
+            strips = [s for s in strips if compat.left_handle(s) < frame_range[1]
+                      and frame_range[0] < compat.right_handle(s)]
             if not strips:
                 raise jobs.PrepareError("No selected strip has frames in the chosen range")
 
