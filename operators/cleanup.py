@@ -236,13 +236,20 @@ class SEQUENCER_OT_gan_style_clean_up(bpy.types.Operator):
             self.report({'INFO'}, "Nothing to clean up" + (f" ({'; '.join(notes)})"
                                                             if notes else ""))
             return {'FINISHED'}
-        self.shown = "\n".join(i.path for i in items)
+        self.shown = "\n".join(f"{i.size}\t{i.kind}\t{i.path}" for i in items)
         self.notes = "\n".join(notes)
         return context.window_manager.invoke_props_dialog(self, width=520)
 
-    def draw(self, context):
-        shown = set(self.shown.splitlines())
-        items = [i for i in find_leftovers(context)[0] if i.path in shown]
+    def _shown(self) -> list[Leftover]:
+        """What invoke found (sizes included: the dialog redraws often, walking is slow)."""
+        items = []
+        for line in self.shown.splitlines():
+            size, kind, path = line.split("\t", 2)
+            items.append(Leftover(path, kind, int(size)))
+        return items
+
+    def draw(self, _context):
+        items = self._shown()
         column = self.layout.column(align=True)
         column.label(text="Remove these folders? This cannot be undone.", icon='TRASH')
         for item in items:
@@ -253,8 +260,8 @@ class SEQUENCER_OT_gan_style_clean_up(bpy.types.Operator):
 
     def execute(self, context):
         items, notes = find_leftovers(context)
-        if self.shown:
-            shown = set(self.shown.splitlines())
+        if self.shown:  # only what the dialog listed, if it still is a leftover
+            shown = {i.path for i in self._shown()}
             items = [i for i in items if i.path in shown]
         for note in notes:
             self.report({'INFO'}, note)

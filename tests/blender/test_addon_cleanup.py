@@ -131,3 +131,14 @@ def test_cli_cleanup_lists_and_removes(addon, blend, media, capsys):
     assert f"Removed {unused}" in capsys.readouterr().out
     assert not os.path.exists(unused) and os.path.isdir(used)
     assert cli.main(["cleanup"]) == cli.EXIT_USAGE
+
+
+def test_clean_up_removes_only_what_the_dialog_listed(addon, blend):
+    listed, appeared = frame_folder("listed"), frame_folder("appeared_after")
+    used_later = frame_folder("used_after")
+    shown = "\n".join(f"{size}\tframes\t{path}" for size, path in
+                      ((10, listed), (10, used_later)))
+    image_strip(blend, used_later, "NowUsed", channel=2)  # used since the dialog opened
+    assert bpy.ops.sequencer.gan_style_clean_up(shown=shown) == {'FINISHED'}
+    assert not os.path.exists(listed)
+    assert os.path.isdir(appeared) and os.path.isdir(used_later)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -154,11 +155,20 @@ def test_cancel_stops_the_installation(addon, wheel_dir, tmp_path):
 @pytest.mark.slow
 def test_install_dependencies_then_the_worker_runs_a_job_in_that_environment(
         addon, blend, media, style, wheel_dir, worker_python):
-    storage, installer, deps = (addon.operators.storage, addon.operators.installer,
-                                addon.operators.deps)
+    storage, deps = addon.operators.storage, addon.operators.deps
     env = storage.env_dir()
     assert env.startswith(os.environ["GAN_STYLE_DATA_DIR"]) and not os.path.exists(env)
 
+    try:
+        _install_and_apply(addon, blend, media, style, wheel_dir, worker_python, env)
+    finally:  # other tests expect no private environment (Blender's Python by default)
+        shutil.rmtree(env, ignore_errors=True)
+        deps.clear()
+
+
+def _install_and_apply(addon, blend, media, style, wheel_dir, worker_python, env):
+    storage, installer, deps = (addon.operators.storage, addon.operators.installer,
+                                addon.operators.deps)
     assert bpy.ops.sequencer.gan_style_install_dependencies(
         build='CPU', wheel_dir=wheel_dir) == {'FINISHED'}
 
