@@ -3,8 +3,6 @@ folders, Clean Up."""
 
 from __future__ import annotations
 
-import sys
-
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
