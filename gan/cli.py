@@ -15,7 +15,8 @@ from typing import Sequence
 from . import __version__
 from .protocol import (CancelToken, CancelledError, HumanReporter, JsonLinesReporter,
                        KeyframeSpec, Reporter, SourceSpec, StylizeJob, TrainJob, UserError,
-                       DEFAULT_TEMPORAL_WEIGHT, DEVICES, FORMATS, PRESETS)
+                       DEFAULT_TEMPORAL_WEIGHT, DEVICES, FORMATS, PRESETS,
+                       is_device_name)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 3
 
@@ -179,9 +180,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _device(text: str) -> str:
+    if not is_device_name(text):
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {text!r} (choose from {', '.join(DEVICES)}, cuda:N)")
+    return text
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", choices=DEVICES, default="auto",
-                        help="auto (CUDA, then Apple MPS, then CPU) or forced")
+    parser.add_argument("--device", type=_device, default="auto",
+                        help="auto (CUDA, then Apple MPS, then CPU), or forced: cpu, cuda, "
+                             "cuda:N (GPU N of several), mps")
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of text")
 
 

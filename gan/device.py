@@ -7,7 +7,7 @@ import os
 
 import torch
 
-from .protocol import UserError
+from .protocol import UserError, is_device_name
 
 DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
 
@@ -18,11 +18,16 @@ def _mps_available() -> bool:
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """CUDA, then Apple MPS, then CPU for "auto"; a named device that is missing is a UserError."""
-    if name not in DEVICE_NAMES:
-        raise UserError(f"unknown device {name!r}: use one of {', '.join(DEVICE_NAMES)}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("device 'cuda' was asked for, but this torch has no usable CUDA GPU")
+    """CUDA, then Apple MPS, then CPU for "auto"; "cuda:N" is GPU N of several; a named device
+    that is missing is a UserError."""
+    if not is_device_name(name):
+        raise UserError(f"unknown device {name!r}: use one of {', '.join(DEVICE_NAMES)} "
+                        "or cuda:N")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} was asked for, but this torch has no usable CUDA GPU")
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        raise UserError(f"device {name!r} was asked for, but this computer has "
+                        f"{torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
     if name == "mps" and not _mps_available():
         raise UserError("device 'mps' was asked for, but Apple Metal (MPS) is not available here")
     if name == "auto":

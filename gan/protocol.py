@@ -19,7 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 PRESETS = ("draft", "standard", "high")
-DEVICES = ("auto", "cpu", "cuda", "mps")
+DEVICES = ("auto", "cpu", "cuda", "mps")  # and "cuda:N", one GPU of several
+
+
+def is_device_name(name) -> bool:
+    """True for a device a job may name: one of DEVICES, or "cuda:N" (GPU number N)."""
+    return isinstance(name, str) and (name in DEVICES or (
+        name.startswith("cuda:") and name[5:].isdigit() and name[5:] == str(int(name[5:]))))
 FORMATS = ("png", "jpg")
 
 
@@ -210,7 +216,8 @@ def _check(ok: bool, message: str) -> None:
 
 
 def _validate(job: TrainJob | StylizeJob) -> None:
-    _check(job.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {job.device!r}")
+    _check(is_device_name(job.device),
+           f"device must be one of {', '.join(DEVICES)} or cuda:N, got {job.device!r}")
     _check(job.batch is None or (_is_int(job.batch) and job.batch >= 1), "batch must be >= 1")
     if isinstance(job, TrainJob):
         _check(isinstance(job.out, str) and job.out != "", "train job needs 'out' (the style file)")

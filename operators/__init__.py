@@ -5,10 +5,11 @@ from __future__ import annotations
 import bpy
 from bpy.app.handlers import persistent
 
-from . import apply, cancel, cli, deps, export_frame, farm, jobs, library, preview, runner, train
+from . import (apply, cancel, cleanup, cli, deps, export_frame, farm, jobs, library, preview, runner,
+               storage, train)
 
 classes = (*train.classes, *apply.classes, *cancel.classes, *library.classes, *deps.classes,
-           *export_frame.classes, *farm.classes, *preview.classes)
+           *export_frame.classes, *farm.classes, *preview.classes, *cleanup.classes)
 
 
 @persistent
@@ -25,6 +26,7 @@ def register() -> None:
     bpy.app.handlers.load_pre.append(_on_load_pre)
     cli.register()
     jobs.remove_stale_work_dirs()
+    storage.migrate_old_library()
 
 
 def unregister() -> None:

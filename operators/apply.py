@@ -171,8 +171,8 @@ def _prepare(operator, context, scene, strips, frame_range, work_dir) -> runner.
     info = stylefile.read_style_info(style_path)  # a broken file stops here, with its reason
     style_name = jobs.style_label(style_path)
     if frame_range is not None:
-        strips = [s for s in strips if s.frame_final_start < frame_range[1]
-                  and frame_range[0] < s.frame_final_end]
+        strips = [s for s in strips if compat.left_handle(s) < frame_range[1]
+                  and frame_range[0] < compat.right_handle(s)]
         if not strips:
             raise jobs.PrepareError("No selected strip has frames in the chosen range")
 

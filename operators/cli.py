@@ -19,6 +19,8 @@ keyframes, no style strip or file is needed. farm-job: writes an Open Job Descri
 for a render farm and saves the .blend, which remembers it for Apply, unless --no-save.)
     blender -c gan_style library            list the style library
     blender -c gan_style import FILE.ganstyle
+    blender -c gan_style cleanup FILE.blend [--dry-run]
+                               remove frame folders no strip of FILE uses, unfinished trainings
 
 `apply` saves the .blend (with the new strips) unless --no-save. Exit codes: 0 done, 1 failed
 (one line says why), 2 bad arguments. The operators also run in any `blender -b` script:
@@ -124,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("library", help="list the style library")
     imp = commands.add_parser("import", help="copy a style file into the style library")
     imp.add_argument("style_file")
+    clean = commands.add_parser("cleanup", help="remove frame folders that no strip of a .blend "
+                                "uses any more, and unfinished trainings")
+    clean.add_argument("blend", help="the .blend file")
+    clean.add_argument("--dry-run", action="store_true", help="list them, remove nothing")
     return parser
 
 
@@ -143,6 +149,8 @@ def main(argv) -> int:
             path = library.import_style(storage.library_dir(), args.style_file)
             print(f"imported: {path}")
             return EXIT_OK
+        if args.command == "cleanup":
+            return _cleanup(args)
         scene = _open(args.blend, args.scene)
         if args.command == "apply":
             return _apply(scene, args)
@@ -231,6 +239,12 @@ def _train(scene, args) -> int:
             resume=not args.no_resume, temporal_weight=args.temporal,
             stroke_scale=args.stroke_scale, learn_strokes=not args.no_strokes,
             use_keyframes=not args.no_keyframes)
+    return EXIT_OK
+
+
+def _cleanup(args) -> int:
+    bpy.ops.wm.open_mainfile(filepath=args.blend)
+    bpy.ops.sequencer.gan_style_clean_up(dry_run=args.dry_run)
     return EXIT_OK
 
 

@@ -5,6 +5,11 @@
   `context.selected_strips`.
 - 5.0 added `context.sequencer_scene` (the scene the sequencer shows; None headless).
 - 4.4 made `fit_method` of `new_image`/`new_movie` keyword-only (keywords work everywhere).
+- 5.1 deprecated the strip timing names (removal planned for 6.0): `frame_final_start/end` ->
+  `left_handle`/`right_handle`, `frame_final_duration` -> `duration`, `frame_start` ->
+  `content_start`, `frame_duration` -> `content_duration`, `frame_offset_start/end` ->
+  `left_handle_offset`/`right_handle_offset`, `animation_offset_start/end` ->
+  `content_trim_start/end`. The helpers below read whichever the running Blender has.
 
 Everything else in the add-on goes through these helpers instead of testing attributes itself.
 """
@@ -16,6 +21,43 @@ import bpy
 # Strip types that have no picture.
 AUDIO_TYPES = frozenset({"SOUND"})
 MAX_CHANNEL = 128
+
+
+# 5.1+: the new strip timing names (`DEPRECATED_STRIP_NAMES` lists the old ones).
+_STRIP_TYPE = getattr(bpy.types, "Strip", None) or bpy.types.Sequence
+HANDLE_NAMES = "left_handle" in _STRIP_TYPE.bl_rna.properties
+DEPRECATED_STRIP_NAMES = {
+    "frame_final_start": "left_handle", "frame_final_end": "right_handle",
+    "frame_final_duration": "duration", "frame_start": "content_start",
+    "frame_duration": "content_duration", "frame_offset_start": "left_handle_offset",
+    "frame_offset_end": "right_handle_offset", "animation_offset_start": "content_trim_start",
+    "animation_offset_end": "content_trim_end"}
+
+
+def left_handle(strip) -> int:
+    """First timeline frame the strip shows (`frame_final_start` before 5.1)."""
+    return strip.left_handle if HANDLE_NAMES else strip.frame_final_start
+
+
+def right_handle(strip) -> int:
+    """First timeline frame after the strip (exclusive; `frame_final_end` before 5.1)."""
+    return strip.right_handle if HANDLE_NAMES else strip.frame_final_end
+
+
+def content_start(strip) -> float:
+    """Timeline frame where the strip's source begins (`frame_start` before 5.1)."""
+    return strip.content_start if HANDLE_NAMES else strip.frame_start
+
+
+def content_duration(strip) -> int:
+    """Frames of the source before the handles (`frame_duration` before 5.1)."""
+    return strip.content_duration if HANDLE_NAMES else strip.frame_duration
+
+
+def content_trim_start(strip) -> int:
+    """Source frames skipped at the start (`animation_offset_start` before 5.1)."""
+    value = getattr(strip, "content_trim_start", None)
+    return value if value is not None else strip.animation_offset_start
 
 
 # StringProperty options for a path that may be `//`-relative (5.0 warns when such an operator
@@ -82,7 +124,7 @@ def selected_strips(scene) -> list:
     if container is None:
         return []
     chosen = [s for s in strips_of(container) if s.select]
-    return sorted(chosen, key=lambda s: (s.channel, s.frame_final_start))
+    return sorted(chosen, key=lambda s: (s.channel, left_handle(s)))
 
 
 def find_strip(scene, name: str):
@@ -136,7 +178,7 @@ def free_channel_above(container, channel: int, start: int, end: int, taken=()) 
 
     `taken` lists extra (channel, start, end) spans that count as occupied.
     """
-    spans = [(s.channel, s.frame_final_start, s.frame_final_end) for s in strips_of(container)]
+    spans = [(s.channel, left_handle(s), right_handle(s)) for s in strips_of(container)]
     spans.extend(taken)
     for candidate in range(channel + 1, MAX_CHANNEL + 1):
         if not any(c == candidate and s < end and start < e for c, s, e in spans):

@@ -1,22 +1,29 @@
-"""Does the worker Python have what the style engine needs (torch, OpenCV, NumPy)?
+"""Does the worker Python have what the style engine needs (torch, OpenCV, NumPy)? And the
+operators that install it (Install Dependencies, Cancel, Copy Command).
 
 The check runs `<python> -c ...` in a subprocess (Blender's process never imports torch), on a
 thread so the panel never waits, and is cached per interpreter. The result names what is
-missing and the exact pip command for that interpreter - never a traceback.
+missing and the exact pip command for that interpreter - never a traceback - and lists the
+GPUs that the worker's torch sees (the device choice offers those).
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 
 import bpy
+from bpy.props import EnumProperty, StringProperty
 
-# import name -> pip requirement. OpenCV 4.12+ needs NumPy 2, which Blender's own Python
-# (NumPy 1.x) must keep: ask for the last OpenCV that works with NumPy 1.
-REQUIREMENTS = {"torch": "torch", "cv2": "opencv-python-headless<4.12", "numpy": "numpy<2"}
+from . import installer, storage
+
+# The modules the worker imports (pip names: `requirement`).
+REQUIREMENTS = ("torch", "cv2", "numpy")
 CHECK_TIMEOUT_S = 120.0
 
 _CHECK_CODE = """
@@ -27,8 +34,22 @@ for name in %r:
         importlib.import_module(name)
     except Exception as exc:
         missing[name] = type(exc).__name__ + ": " + str(exc).splitlines()[0][:200]
-print(json.dumps({"missing": missing, "version": sys.version.split()[0]}))
-""" % (tuple(REQUIREMENTS),)
+gpus, mps, torch_version = [], False, ""
+if "torch" not in missing:
+    try:
+        import torch
+        torch_version = torch.__version__
+        if torch.cuda.is_available():
+            for i in range(torch.cuda.device_count()):
+                p = torch.cuda.get_device_properties(i)
+                gpus.append({"index": i, "name": p.name, "memory": int(p.total_memory)})
+        backend = getattr(torch.backends, "mps", None)
+        mps = bool(backend and backend.is_available())
+    except Exception as exc:
+        missing["torch"] = type(exc).__name__ + ": " + str(exc).splitlines()[0][:200]
+print(json.dumps({"missing": missing, "version": sys.version.split()[0], "gpus": gpus,
+                  "mps": mps, "torch": torch_version}))
+""" % (REQUIREMENTS,)
 
 
 @dataclass
@@ -39,6 +60,9 @@ class DepStatus:
     missing: dict[str, str] = field(default_factory=dict)  # module -> why
     python_version: str = ""
     error: str = ""  # the interpreter itself could not be run
+    gpus: list[dict] = field(default_factory=list)  # CUDA devices: index, name, memory
+    mps: bool = False                               # Apple Metal
+    torch_version: str = ""
 
     @property
     def summary(self) -> str:
@@ -47,27 +71,42 @@ class DepStatus:
         if self.error:
             return self.error
         if self.ok:
-            return f"Worker Python {self.python_version}: torch, OpenCV and NumPy found"
+            return (f"Worker Python {self.python_version}: torch {self.torch_version}, "
+                    "OpenCV and NumPy found")
         return f"Missing in the worker Python: {', '.join(self.missing)}"
 
     @property
     def hint(self) -> str:
         return install_hint(self.python, list(self.missing)) if self.missing else ""
 
+    @property
+    def command(self) -> str:
+        """The pip command that installs what is missing into this Python."""
+        return pip_command(self.python, list(self.missing), self.python_version)
+
 
 _cache: dict[str, DepStatus] = {}
 _lock = threading.Lock()
 
 
-def pip_command(python: str, modules: list[str]) -> str:
-    packages = " ".join(f'"{REQUIREMENTS.get(m, m)}"' for m in modules)
+def requirement(module: str, version: tuple[int, int] | None = None) -> str:
+    """The pip requirement of a module for a Python version (default: Blender's): NumPy and
+    OpenCV pins follow the Python (`installer.requirements`)."""
+    numpy, opencv = installer.requirements(version or sys.version_info[:2])
+    return {"torch": "torch", "cv2": opencv, "numpy": numpy}.get(module, module)
+
+
+def pip_command(python: str, modules: list[str], version: str = "") -> str:
+    """`"<python>" -m pip install ...` for the missing modules; `version`: that Python's."""
+    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit()) if version else ()
+    packages = " ".join(f'"{requirement(m, parts if len(parts) == 2 else None)}"'
+                        for m in modules)
     return f'"{python}" -m pip install {packages}'
 
 
 def install_hint(python: str, modules: list[str]) -> str:
-    return (f"Install with: {pip_command(python, modules)} "
-            "(for an NVIDIA GPU take the CUDA build of torch from pytorch.org), "
-            "or choose another worker Python in the add-on preferences")
+    return ("Press Install Dependencies in the add-on preferences, or install with: "
+            f"{pip_command(python, modules)}, or choose another worker Python there")
 
 
 def run_check(python: str) -> DepStatus:
@@ -92,6 +131,9 @@ def run_check(python: str) -> DepStatus:
         answer = json.loads(done.stdout.strip().splitlines()[-1])
         status.missing = dict(answer["missing"])
         status.python_version = str(answer["version"])
+        status.gpus = [dict(g) for g in answer.get("gpus", [])]
+        status.mps = bool(answer.get("mps"))
+        status.torch_version = str(answer.get("torch", ""))
     except (ValueError, IndexError, KeyError, TypeError):
         status.error = f"{python} is not a usable Python interpreter"
         return status
@@ -150,23 +192,164 @@ def clear() -> None:
         _cache.clear()
 
 
-# -- the preferences' button ------------------------------------------------------------------
+# -- installing: a private environment for the worker ---------------------------------------
+
+_installer: installer.Installer | None = None
+
+
+def current_installer() -> installer.Installer | None:
+    return _installer
+
+
+def install_plan(context=None, build: str = "", wheel_dir: str = "") -> installer.Plan:
+    """What Install Dependencies does with the preferences' choices (or the given ones)."""
+    prefs = storage.preferences(context)
+    build = build or (prefs.torch_build if prefs is not None else installer.default_build())
+    folder = wheel_dir or (prefs.wheel_dir.strip() if prefs is not None else "")
+    return installer.Plan(base_python=sys.executable, env_dir=storage.env_dir(), build=build,
+                          version=sys.version_info[:2],
+                          wheel_dir=storage.absolute(folder) if folder else "")
+
+
+def _build_items(_self, _context):
+    return _BUILD_ITEMS
+
+
+_BUILD_ITEMS = [(key, installer.BUILDS[key][0], installer.BUILDS[key][1])
+                for key in installer.builds_for()]
+
+
+def _watch_installer() -> float | None:
+    """Timer: redraw the preferences while installing; check the new environment at the end."""
+    _redraw_all()
+    if _installer is not None and _installer.active:
+        return 0.5
+    clear()
+    return None
+
+
+def _redraw_all() -> None:
+    wm = bpy.context.window_manager
+    for window in (wm.windows if wm else ()):
+        for area in window.screen.areas:
+            area.tag_redraw()
+
+
+class SEQUENCER_OT_gan_style_install_dependencies(bpy.types.Operator):
+    """Create a private Python environment for the worker and install torch, NumPy and OpenCV
+    into it (downloads about 0.3 GB for the CPU build, 3 GB for CUDA)"""
+    bl_idname = "sequencer.gan_style_install_dependencies"
+    bl_label = "Install Dependencies"
+    bl_options = {'INTERNAL'}
+
+    build: EnumProperty(name="torch Build", items=_build_items, options={'SKIP_SAVE'},
+                        description="Which torch to install (default: the preferences' choice)")
+    wheel_dir: StringProperty(
+        name="Wheel Folder", subtype='DIR_PATH', options={'SKIP_SAVE'},
+        description="Install only from the wheel files in this folder, without the network "
+                    "(default: the preferences' folder, if any)")
+
+    @classmethod
+    def poll(cls, context):
+        return _installer is None or not _installer.active
+
+    def execute(self, context):
+        global _installer
+        chosen = self.build if self.properties.is_property_set("build") else ""
+        plan = install_plan(context, chosen, self.wheel_dir.strip())
+        if plan.wheel_dir and not os.path.isdir(plan.wheel_dir):
+            self.report({'ERROR'}, f"The wheel folder does not exist: {plan.wheel_dir}")
+            return {'CANCELLED'}
+        if not plan.wheel_dir and not bpy.app.online_access:
+            self.report({'ERROR'}, "Online access is off (Preferences > System > Network), so "
+                        "nothing is downloaded. Allow it, choose a wheel folder, or run: "
+                        + plan.command_text())
+            return {'CANCELLED'}
+        try:
+            os.makedirs(os.path.dirname(plan.env_dir), exist_ok=True)
+        except OSError as exc:
+            self.report({'ERROR'}, f"Cannot create {plan.env_dir}: {exc.strerror or exc}")
+            return {'CANCELLED'}
+        _installer = installer.Installer(plan).start()
+        if not bpy.app.background:
+            bpy.app.timers.register(_watch_installer, first_interval=0.5)
+            self.report({'INFO'}, f"Installing into {plan.env_dir} (see the preferences)")
+            return {'FINISHED'}
+        # Background mode: no timers run, so wait here, printing each step once.
+        said = ""
+        while _installer.wait(0.5) == installer.RUNNING:
+            if _installer.status != said:
+                said = _installer.status
+                print(f"GAN Style: {said}", flush=True)
+        clear()
+        if _installer.state != installer.DONE:
+            self.report({'ERROR'}, _installer.message)
+            return {'CANCELLED'}
+        self.report({'INFO'}, _installer.message)
+        return {'FINISHED'}
+
+
+class SEQUENCER_OT_gan_style_cancel_install(bpy.types.Operator):
+    """Stop installing the dependencies (what is installed stays; Install continues it)"""
+    bl_idname = "sequencer.gan_style_cancel_install"
+    bl_label = "Cancel Installation"
+    bl_options = {'INTERNAL'}
+
+    @classmethod
+    def poll(cls, context):
+        return _installer is not None and _installer.active
+
+    def execute(self, context):
+        _installer.cancel()
+        self.report({'INFO'}, "Installation cancelled")
+        return {'FINISHED'}
+
+
+class SEQUENCER_OT_gan_style_copy_install_command(bpy.types.Operator):
+    """Copy the command that installs the dependencies by hand (for a terminal)"""
+    bl_idname = "sequencer.gan_style_copy_install_command"
+    bl_label = "Copy Command"
+    bl_options = {'INTERNAL'}
+
+    text: StringProperty(name="Command", options={'SKIP_SAVE'},
+                         description="What to copy (default: the install command)")
+
+    def execute(self, context):
+        command = self.text or install_plan(context).command_text()
+        context.window_manager.clipboard = command
+        self.report({'INFO'}, "Copied: " + command)
+        return {'FINISHED'}
 
 
 class SEQUENCER_OT_gan_style_check_dependencies(bpy.types.Operator):
-    """Check again whether the worker Python has torch, OpenCV and NumPy"""
+    """Check again whether the worker Python has torch, OpenCV and NumPy, and which GPUs it
+    sees (in the background: Blender keeps working)"""
     bl_idname = "sequencer.gan_style_check_dependencies"
     bl_label = "Check Dependencies"
     bl_options = {'INTERNAL'}
 
     def execute(self, context):
-        from .storage import worker_python
-        status = check(worker_python(context), refresh=True)
-        if status.ok:
-            self.report({'INFO'}, status.summary)
-        else:
-            self.report({'WARNING'}, f"{status.summary}. {status.hint}".strip(". "))
+        python = storage.worker_python(context)
+        if bpy.app.background:  # no timers there: answer now
+            status = check(python, refresh=True)
+            if status.ok:
+                self.report({'INFO'}, status.summary)
+            else:
+                self.report({'WARNING'}, f"{status.summary}. {status.hint}".strip(". "))
+            return {'FINISHED'}
+        check_async(python, refresh=True)
+        bpy.app.timers.register(functools.partial(_report_check, python), first_interval=0.5)
+        self.report({'INFO'}, "Checking the worker Python in the background")
         return {'FINISHED'}
 
 
-classes = (SEQUENCER_OT_gan_style_check_dependencies,)
+def _report_check(python: str) -> float | None:
+    status = cached(python)
+    if status is None or status.checking:
+        return 0.5
+    _redraw_all()
+    return None
+
+
+classes = (SEQUENCER_OT_gan_style_install_dependencies, SEQUENCER_OT_gan_style_cancel_install,
+           SEQUENCER_OT_gan_style_copy_install_command, SEQUENCER_OT_gan_style_check_dependencies)

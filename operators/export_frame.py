@@ -139,7 +139,7 @@ class SEQUENCER_OT_gan_style_export_frame(bpy.types.Operator):
         if strip is None or strip.type not in strip_source.DIRECT_TYPES:
             cls.poll_message_set("The active strip must be a movie or image strip")
             return False
-        if not strip.frame_final_start <= scene.frame_current < strip.frame_final_end:
+        if not compat.left_handle(strip) <= scene.frame_current < compat.right_handle(strip):
             cls.poll_message_set("The active strip is not under the current frame")
             return False
         return True

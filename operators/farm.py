@@ -36,12 +36,12 @@ def _settings(operator) -> dict:
             "stroke_scale": round(float(operator.stroke_scale), 6)}
 
 
-def _frame_range(operator):
-    if not operator.use_frame_range:
+def _frame_range(op):
+    if not op.use_frame_range:
         return None, None
-    if operator.frame_end < operator.frame_start:
+    if op.frame_end < op.frame_start:
         raise jobs.PrepareError("The frame range ends before it starts")
-    return operator.frame_start, operator.frame_end + 1
+    return op.frame_start, op.frame_end + 1
 
 
 def farm_key(source: strip_source.StripSource, style_digest: str, settings: dict) -> str:

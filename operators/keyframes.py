@@ -87,7 +87,7 @@ def find(scene, footage, exclude=()) -> list[Keyframe]:
     for strip in others:
         if strip.name in exclude or strip.channel <= footage.channel or not is_candidate(strip):
             continue
-        frame = int(strip.frame_final_start)
+        frame = int(compat.left_handle(strip))
         if not start <= frame < end or _covered_between(others, footage, strip, frame):
             continue
         path, index = source_frame(scene, footage, frame)
@@ -158,6 +158,6 @@ def _covered_between(others, footage, keyframe, frame: int) -> bool:
     """True when another movie/image-sequence strip between the two channels shows `frame`."""
     for strip in others:
         if (footage.channel < strip.channel < keyframe.channel and _is_footage_like(strip)
-                and strip.frame_final_start <= frame < strip.frame_final_end):
+                and compat.left_handle(strip) <= frame < compat.right_handle(strip)):
             return True
     return False

@@ -61,7 +61,7 @@ class SEQUENCER_OT_gan_style_preview(bpy.types.Operator):
         scene = compat.sequencer_scene(context)
         strip = compat.active_strip(scene)
         frame = scene.frame_current
-        start, end = int(strip.frame_final_start), int(strip.frame_final_end)
+        start, end = compat.left_handle(strip), compat.right_handle(strip)
         if not start <= frame < end:
             self.report({'ERROR'}, f"Frame {frame} is not in strip '{strip.name}' (frames "
                                    f"{start}-{end - 1}): move the playhead over the strip")

@@ -80,7 +80,7 @@ class StripSource:
 
 
 def visible_range(strip) -> tuple[int, int]:
-    return int(strip.frame_final_start), int(strip.frame_final_end)
+    return int(compat.left_handle(strip)), int(compat.right_handle(strip))
 
 
 def plan(scene, strip, start: int | None = None, end: int | None = None) -> StripSource:
@@ -160,11 +160,11 @@ def media_size(strip, library=None) -> tuple[int, int] | None:
 
 def movie_source_frame(strip, timeline_frame: int) -> int:
     """Source frame (0-based, in the movie file) that a 1:1 movie strip shows at a frame."""
-    length = int(strip.frame_duration)
-    offset = int(timeline_frame) - int(round(strip.frame_start))
+    length = int(compat.content_duration(strip))
+    offset = int(timeline_frame) - int(round(compat.content_start(strip)))
     index = (length - 1 - offset) if strip.use_reverse_frames else offset
     index = min(max(index, 0), length - 1)
-    return int(round(strip.animation_offset_start)) + index
+    return int(round(compat.content_trim_start(strip))) + index
 
 
 def _plan_movie(strip, start: int, end: int, library) -> StripSource:

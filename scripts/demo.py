@@ -73,6 +73,7 @@ def main() -> int:
 
     out = unique_folder(os.path.join(ROOT, "out", "demo"))
     os.environ["BLENDER_USER_RESOURCES"] = os.path.join(out, "blender_user")
+    os.environ["GAN_STYLE_DATA_DIR"] = os.path.join(out, "gan_style_data")  # nor your styles
     import bpy  # after BLENDER_USER_RESOURCES: the demo never touches your Blender settings
     import cv2
     import numpy as np

@@ -278,6 +278,7 @@ class SEQUENCER_PT_gan_style_library(SequencerStylePanel, bpy.types.Panel):
                 if item.sources:
                     column.label(text=f"Sources: {item.sources}")
         layout.label(text=storage.library_dir(context), icon='FILE_FOLDER')
+        layout.operator("sequencer.gan_style_clean_up", icon='TRASH')
 
 
 classes = (GANSTYLE_UL_styles, SEQUENCER_PT_gan_style_apply, SEQUENCER_PT_gan_style_train,

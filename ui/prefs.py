@@ -1,13 +1,12 @@
-"""Add-on preferences: worker Python, device, library folder, and the dependency check."""
+"""Add-on preferences: the worker (Python, device, Install Dependencies), the library and data
+folders, Clean Up."""
 
 from __future__ import annotations
-
-import sys
 
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
-from ..operators import deps, library, storage
+from ..operators import deps, installer, library, storage
 
 
 def _library_changed(_self, context):
@@ -18,36 +17,111 @@ def _python_changed(_self, _context):
     deps.clear()
 
 
+# Enum numbers stay the same whatever the worker answers, so a saved choice keeps its meaning.
+_AUTO, _CPU, _MPS, _CUDA_BASE = 0, 1, 3, 16
+_device_items: list[tuple] = []  # Blender needs the strings of dynamic items kept alive
+
+
+def _device_items_of(_self, context):
+    """Automatic and CPU, then the GPUs the worker's torch reported (CUDA devices, Apple MPS)."""
+    items = [('AUTO', "Automatic", "The first NVIDIA GPU (CUDA), then the Apple GPU (MPS), "
+              "then the CPU", _AUTO),
+             ('CPU', "CPU", "Always the CPU", _CPU)]
+    status = deps.cached(storage.worker_python(context))
+    if status is not None and not status.checking:
+        for gpu in status.gpus:
+            memory = gpu.get("memory", 0) / 1024 ** 3
+            items.append((f"CUDA:{gpu['index']}", f"{gpu['name']} ({memory:.0f} GB)",
+                          f"NVIDIA GPU {gpu['index']} (cuda:{gpu['index']})",
+                          _CUDA_BASE + int(gpu["index"])))
+        if status.mps:
+            items.append(('MPS', "Apple GPU (Metal)", "The Apple GPU through Metal (MPS)", _MPS))
+    _device_items[:] = items
+    return _device_items
+
+
+# The builds of this platform, the one its hardware suggests first (annotations are evaluated
+# by Blender in the module's namespace: plain names, no comprehensions).
+_BUILD_ITEMS = [(key, installer.BUILDS[key][0], installer.BUILDS[key][1])
+                for key in installer.builds_for()]
+_DEFAULT_BUILD = installer.default_build()
+
+
+def _install_command(_self):
+    return deps.install_plan().command_text()
+
+
 class GANSTYLE_AddonPreferences(bpy.types.AddonPreferences):
     bl_idname = storage.ADDON_PACKAGE
 
     python_path: StringProperty(
         name="Worker Python", subtype='FILE_PATH', update=_python_changed,
         description="Python interpreter that trains and stylizes (it needs torch, OpenCV and "
-                    "NumPy). Empty: Blender's own Python")
+                    "NumPy). Empty: the environment made by Install Dependencies, else "
+                    "Blender's own Python")
     device: EnumProperty(
-        name="Device", default='AUTO',
-        items=(('AUTO', "Automatic", "NVIDIA GPU (CUDA), then Apple GPU (MPS), then CPU"),
-               ('CPU', "CPU", "Always the CPU"),
-               ('CUDA', "CUDA", "NVIDIA GPU"),
-               ('MPS', "MPS", "Apple GPU")))
+        name="Device", items=_device_items_of, default=_AUTO,
+        description="Where jobs run: the GPUs listed are those the worker's torch sees")
+    torch_build: EnumProperty(
+        name="torch Build", items=_BUILD_ITEMS, default=_DEFAULT_BUILD,
+        description="Which torch Install Dependencies installs")
+    wheel_dir: StringProperty(
+        name="Wheel Folder", subtype='DIR_PATH',
+        description="Install only from the wheel files in this folder, without the network "
+                    "(for offline computers: fill it with 'pip download'). Empty: download")
+    install_command: StringProperty(
+        name="Command", get=_install_command,
+        description="What Install Dependencies runs, to paste into a terminal (Ctrl+C copies)")
     library_dir: StringProperty(
         name="Style Library", subtype='DIR_PATH', update=_library_changed,
-        description="Folder of .ganstyle files. Empty: the extension's user folder")
+        description="Folder of .ganstyle files. Empty: 'styles' in the data folder, which "
+                    "outlives the extension")
 
     def draw(self, context):
         layout = self.layout
         layout.use_property_split = True
-        layout.prop(self, "python_path")
         python = storage.worker_python(context)
-        if not self.python_path.strip():
-            layout.label(text=f"Using Blender's Python: {sys.executable}", icon='INFO')
-        layout.prop(self, "device")
-        layout.prop(self, "library_dir")
-        layout.label(text=f"Library: {storage.library_dir(context)}", icon='FILE_FOLDER')
         box = layout.box()
+        box.prop(self, "python_path")
+        if not self.python_path.strip():
+            source = "the private environment" if storage.env_python() else "Blender's Python"
+            box.label(text=f"Using {source}: {python}", icon='INFO')
+        box.prop(self, "device")
         draw_dependencies(box, python, always=True)
         box.operator("sequencer.gan_style_check_dependencies", icon='FILE_REFRESH')
+        draw_install(layout.box(), self)
+
+        layout.prop(self, "library_dir")
+        layout.label(text=f"Library: {storage.library_dir(context)}", icon='FILE_FOLDER')
+        row = layout.row()
+        row.label(text=f"Data: {storage.data_root()}", icon='DISK_DRIVE')
+        row.operator("wm.path_open", text="Open", icon='FILEBROWSER').filepath = \
+            storage.data_dir()
+        layout.operator("sequencer.gan_style_clean_up", icon='TRASH')
+
+
+def draw_install(layout, prefs) -> None:
+    """Install Dependencies: the environment's folder, the build, progress or the buttons."""
+    layout.label(text=f"Environment: {storage.env_dir()}", icon='FILE_FOLDER')
+    layout.prop(prefs, "torch_build")
+    layout.prop(prefs, "wheel_dir")
+    running = deps.current_installer()
+    if running is not None and running.active:
+        layout.progress(factor=running.fraction, text=running.status)
+        layout.operator("sequencer.gan_style_cancel_install", icon='CANCEL')
+        return
+    if running is not None:
+        icon = 'CHECKMARK' if running.state == installer.DONE else 'ERROR'
+        layout.label(text=running.message, icon=icon)
+    offline = not bpy.app.online_access and not prefs.wheel_dir.strip()
+    if offline:
+        layout.label(text="Online access is off (Preferences > System > Network): run this "
+                          "command in a terminal, or choose a wheel folder", icon='INFO')
+    row = layout.row()
+    row.enabled = not offline
+    row.operator("sequencer.gan_style_install_dependencies", icon='IMPORT')
+    layout.prop(prefs, "install_command")
+    layout.operator("sequencer.gan_style_copy_install_command", icon='COPYDOWN')
 
 
 def draw_dependencies(layout, python: str, always: bool = False) -> bool:
@@ -65,10 +139,14 @@ def draw_dependencies(layout, python: str, always: bool = False) -> bool:
     column = layout.column(align=True)
     column.label(text=status.summary, icon='ERROR')
     if status.missing:
-        column.label(text="Install into the worker Python with:")
-        column.label(text=deps.pip_command(python, list(status.missing)))
-        column.label(text="(CUDA builds of torch: see pytorch.org), or set another worker "
-                          "Python in the add-on preferences")
+        column.label(text="Press Install Dependencies in the add-on preferences, or install "
+                          "into the worker Python with:")
+        column.label(text=status.command)
+        column.operator("sequencer.gan_style_copy_install_command",
+                        text="Copy pip Command").text = status.command
+        if not always:
+            column.operator("preferences.addon_show", text="Open Preferences",
+                            icon='PREFERENCES').module = storage.ADDON_PACKAGE
     else:
         column.label(text="Set the worker Python in the add-on preferences")
     return False

@@ -19,6 +19,8 @@ import tempfile
 # Blender reads this when bpy is imported: every test session gets its own user folder.
 _USER_RESOURCES = tempfile.mkdtemp(prefix="gan_style_blender_user_")
 os.environ["BLENDER_USER_RESOURCES"] = _USER_RESOURCES
+# ... and its own data folder (style library, unsaved-file frames, worker environment).
+os.environ["GAN_STYLE_DATA_DIR"] = os.path.join(_USER_RESOURCES, "gan_style_data")
 
 import bpy  # noqa: E402
 import pytest  # noqa: E402

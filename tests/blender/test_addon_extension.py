@@ -23,7 +23,10 @@ def test_manifest_follows_blenders_rules():
     assert manifest["type"] == "add-on"
     assert manifest["blender_version_min"] == "4.2.0"
     assert len(manifest["tagline"]) <= 64 and not manifest["tagline"].endswith(".")
-    assert set(manifest["permissions"]) == {"files"}  # no network: nothing is downloaded
+    # network: Install Dependencies (only with Allow Online Access on)
+    assert set(manifest["permissions"]) == {"files", "network"}
+    assert all(len(reason) <= 64 and not reason.endswith(".")
+               for reason in manifest["permissions"].values())
     assert all(license.startswith("SPDX:") for license in manifest["license"])
 
 
@@ -63,11 +66,29 @@ def test_blender_never_imports_torch(addon):
     assert "heavy: []" in done.stdout
 
 
-def test_user_data_lives_in_the_extension_user_folder(addon):
+def test_user_data_lives_in_the_data_folder_outside_blender_and_the_extension(addon):
     storage = addon.operators.storage
-    user = bpy.utils.extension_path_user(addon.__name__)
-    assert storage.library_dir().startswith(user)
+    data = os.environ["GAN_STYLE_DATA_DIR"]
+    assert storage.data_root() == data
+    assert storage.library_dir() == os.path.join(data, "styles")
+    assert storage.output_parent("")[0] == os.path.join(data, "frames")
     assert os.path.isdir(storage.library_dir())
+    user = bpy.utils.extension_path_user(addon.__name__)
+    assert not storage.library_dir().startswith(user)
+
+
+def test_default_data_folder_is_the_platforms_per_user_place(addon, monkeypatch):
+    storage = addon.operators.storage
+    monkeypatch.delenv("GAN_STYLE_DATA_DIR")
+    monkeypatch.setenv("HOME", "/home/artist")
+    monkeypatch.setenv("XDG_DATA_HOME", "/data/artist")
+    assert storage.data_root() == "/data/artist/gan_style"
+    monkeypatch.setenv("XDG_DATA_HOME", "relative/ignored")
+    assert storage.data_root() == "/home/artist/.local/share/gan_style"
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert storage.data_root() == "/home/artist/Library/Application Support/GAN Style"
+    for folder in (bpy.utils.resource_path('USER'), bpy.utils.user_resource('EXTENSIONS')):
+        assert not storage.data_root().startswith(folder)
 
 
 def test_worker_python_defaults_to_blenders_own(addon):

@@ -136,10 +136,14 @@ def test_preferences_tell_what_is_missing_and_how_to_install_it(addon, tmp_path,
     calls = []
     prefs_holder = type("Holder", (), {"layout": RecordingLayout(calls),
                                        **{k: getattr(prefs, k) for k in
-                                          ("python_path", "device", "library_dir")},
+                                          ("python_path", "device", "library_dir",
+                                           "torch_build", "wheel_dir", "install_command")},
                                        "bl_rna": prefs.bl_rna})()
     type(prefs).draw(prefs_holder, bpy.context)
-    assert any("torch, OpenCV and NumPy found" in t for t in texts(calls))
+    assert any("OpenCV and NumPy found" in t for t in texts(calls))
+    assert any(t.startswith("Environment: ") for t in texts(calls))
+    assert ("operator", ("sequencer.gan_style_install_dependencies",), {"icon": 'IMPORT'}) \
+        in calls
 
     no_torch = bl_helpers.python_without_torch(tmp_path, WORKER_PYTHON)
     worker_python(no_torch)  # (clears the cache)

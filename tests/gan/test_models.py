@@ -180,6 +180,14 @@ def test_device_choice():
             device_mod.pick_device("mps")
     with pytest.raises(UserError):
         device_mod.pick_device("tpu")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count:
+        assert device_mod.pick_device(f"cuda:{count - 1}") == torch.device(f"cuda:{count - 1}")
+    with pytest.raises(UserError, match=f"cuda:{count}"):
+        device_mod.pick_device(f"cuda:{count}")  # one more GPU than there is
+    for wrong in ("cuda:", "cuda:x", "cuda:01", "cuda:-1"):
+        with pytest.raises(UserError, match="unknown device"):
+            device_mod.pick_device(wrong)
 
 
 def test_dtype_choice(monkeypatch):

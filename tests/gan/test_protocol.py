@@ -29,6 +29,8 @@ def test_jobs_round_trip_through_json():
     ({"mix": 1.5}, "mix"),
     ({"mix": float("nan")}, "mix"),
     ({"device": "tpu"}, "device"),
+    ({"device": "cuda:one"}, "device"),
+    ({"device": "cuda:-1"}, "device"),
     ({"input": {"path": ""}}, "path"),
     ({"input": {"path": "a.mp4", "frames": [-1]}}, "frames"),
     ({"input": {"path": "a.mp4", "frames": [True]}}, "frames"),
@@ -40,6 +42,12 @@ def test_bad_stylize_jobs_are_refused(change, message):
     data.update(change)
     with pytest.raises(ProtocolError, match=message):
         job_from_dict(data)
+
+
+def test_a_gpu_of_several_is_a_device_a_job_may_name():
+    data = job_to_dict(StylizeJob(model="m.ganstyle", input=SourceSpec("a.mp4"), output="o",
+                                  device="cuda:1"))
+    assert job_from_dict(data).device == "cuda:1"
 
 
 def test_train_job_needs_a_budget_and_sources():
