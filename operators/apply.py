@@ -26,7 +26,7 @@ import os
 import shutil
 
 import bpy
-from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, IntProperty
 
 from ..gan import fileio, protocol, stylefile
 from . import compat, farm, jobs, options, runner, storage
@@ -59,18 +59,9 @@ def take_panel_settings(operator, context, keys) -> None:
 
 class ApplySettings:
     """What Apply and Re-apply share: the options, drawn the same way in both."""
-    style: StringProperty(
-        name="Style",
-        description="Library name of the style, or the path of a .ganstyle file "
-                    "(empty: the style chosen in the Style panel)")
-    mix: FloatProperty(
-        name="Mix", description="0 keeps the original pixels, 1 is the full style",
-        default=1.0, min=0.0, max=1.0, subtype='FACTOR')
-    stabilize: FloatProperty(
-        name="Stabilize", default=0.0, min=0.0, max=1.0, subtype='FACTOR',
-        description="Against flicker: blend in the previous stylized frame moved by the "
-                    "optical flow (0: off, each frame on its own; 0.5-0.7 calms flicker "
-                    "by a third to a half)")
+    style: options.style()
+    mix: options.mix()
+    stabilize: options.stabilize()
     stroke_scale: options.stroke_scale(options.APPLY_STROKE_SCALE)
 
 

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 
 import bpy
-from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, IntProperty, StringProperty
 
 from ..gan import farm, protocol, stylefile
 from . import compat, jobs, library, options, storage, strip_source
@@ -90,15 +90,9 @@ class SEQUENCER_OT_gan_style_export_farm_job(bpy.types.Operator):
     # another bundle. UNDO: the scene's record of the export is undoable.
     bl_options = {'UNDO'}
 
-    style: StringProperty(
-        name="Style", description="Library name of the style, or the path of a .ganstyle file "
-                                  "(empty: the style chosen in the Style panel)")
-    mix: FloatProperty(name="Mix", default=1.0, min=0.0, max=1.0, subtype='FACTOR',
-                       description="0 keeps the original pixels, 1 is the full style")
-    stabilize: FloatProperty(
-        name="Stabilize", default=0.0, min=0.0, max=1.0, subtype='FACTOR',
-        description="Against flicker: blend in the previous stylized frame moved by the optical "
-                    "flow (chunks start a few frames early, so they meet without a seam)")
+    style: options.style()
+    mix: options.mix()
+    stabilize: options.stabilize()  # chunks start a few frames early: they meet without a seam
     stroke_scale: options.stroke_scale(options.APPLY_STROKE_SCALE)
     use_frame_range: BoolProperty(name="Limit Frames",
                                   description="Only the timeline frames from Start to End")

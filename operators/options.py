@@ -3,7 +3,7 @@ that their ranges and tooltips cannot drift apart."""
 
 from __future__ import annotations
 
-from bpy.props import BoolProperty, FloatProperty
+from bpy.props import BoolProperty, FloatProperty, StringProperty
 
 from ..gan import protocol
 
@@ -11,6 +11,27 @@ APPLY_STROKE_SCALE = ("Size of the style's strokes, as a multiple of the size it
                       "with (2: twice as large, and faster)")
 TRAIN_STROKE_SCALE = ("Size of the style image's strokes in the footage, as a multiple of their "
                       "size when the image is fitted to the frame")
+
+
+def style():
+    """The style an operator uses (the Style panel's choice when empty)."""
+    return StringProperty(
+        name="Style",
+        description="Library name of the style, or the path of a .ganstyle file "
+                    "(empty: the style chosen in the Style panel)")
+
+
+def mix():
+    return FloatProperty(name="Mix", description="0 keeps the original pixels, 1 is the full style",
+                         default=1.0, min=0.0, max=1.0, subtype='FACTOR')
+
+
+def stabilize():
+    return FloatProperty(
+        name="Stabilize", default=0.0, min=0.0, max=1.0, subtype='FACTOR',
+        description="Against flicker: blend in the previous stylized frame moved by the "
+                    "optical flow (0: off, each frame on its own; 0.5-0.7 calms flicker "
+                    "by a third to a half)")
 
 
 def stroke_scale(description: str):

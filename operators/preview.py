@@ -15,7 +15,6 @@ import os
 import shutil
 
 import bpy
-from bpy.props import FloatProperty, StringProperty
 
 from ..gan import protocol
 from . import compat, jobs, options, runner, storage
@@ -39,13 +38,8 @@ class SEQUENCER_OT_gan_style_preview(bpy.types.Operator):
     bl_label = "Preview Style Frame"
     bl_options = {'REGISTER'}
 
-    style: StringProperty(
-        name="Style",
-        description="Library name of the style, or the path of a .ganstyle file "
-                    "(empty: the style chosen in the Style panel)")
-    mix: FloatProperty(
-        name="Mix", description="0 keeps the original pixels, 1 is the full style",
-        default=1.0, min=0.0, max=1.0, subtype='FACTOR')
+    style: options.style()
+    mix: options.mix()
     stroke_scale: options.stroke_scale(options.APPLY_STROKE_SCALE)
 
     @classmethod

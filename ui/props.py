@@ -82,16 +82,12 @@ class GANSTYLE_PG_scene(bpy.types.PropertyGroup):
     style_name: StringProperty(name="Style", description="Library name of the style to apply")
     style: EnumProperty(name="Style", description="Style to apply", items=_style_enum_items,
                         get=_get_style, set=_set_style)
-    mix: FloatProperty(name="Mix", description="0 keeps the original pixels, 1 is the full style",
-                       default=1.0, min=0.0, max=1.0, subtype='FACTOR')
+    mix: options.mix()
     use_frame_range: BoolProperty(
         name="Limit Frames",
         description="Stylize only the timeline frames from Start to End (off: each strip's "
                     "whole visible range)")
-    stabilize: FloatProperty(
-        name="Stabilize", default=0.0, min=0.0, max=1.0, subtype='FACTOR',
-        description="Against flicker: blend in the previous stylized frame moved by the "
-                    "optical flow (0: off; 0.5-0.7 calms flicker by a third to a half)")
+    stabilize: options.stabilize()
     stroke_scale: options.stroke_scale(options.APPLY_STROKE_SCALE)
     frame_start: IntProperty(name="Start", default=1)
     frame_end: IntProperty(name="End", default=250)
