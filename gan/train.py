@@ -78,9 +78,8 @@ class Settings:
     batch: int = 4
     lr: float = 2e-4
     ndf: int = 32
-    # CUT's balance is 1:1 and FastCUT's 1:10; 0.5:2 kept the adversarial texture from drifting
-    # away from the content (measured on posterize, 3 seeds: GC 0.028-0.051 instead of -0.030 to
-    # -0.021; stylization -0.081 instead of -0.052, still well above colour transfer's -0.152).
+    # Adversarial : NCE = 0.5 : 2 (CUT uses 1:1, FastCUT 1:10): keeps the adversarial texture
+    # from drifting away from the content (docs/decisions.md, "Loss weights").
     adversarial_weight: float = 0.5
     nce_weight: float = 2.0
     identity_weight: float = 1.0
@@ -139,16 +138,13 @@ def settings_for(job: TrainJob, auto_keyframes: int = 0) -> Settings:
         settings.patch_weight = float(job.patch_weight)
     if job.keyframes or auto_keyframes:
         # Paired training: the keyframes' L1 keeps the content where PatchNCE would, and better
-        # (measured on cv2.stylization from 3 keyframes: GC 0.17 with NCE and 2 keyframe crops
-        # a step, 0.32 without NCE and a batch of keyframe crops, same 2 minutes).
+        # (docs/decisions.md, "Loss weights").
         settings.nce_weight = settings.identity_weight = 0.0
         # one crop left for the temporal term, when it is on
         settings.keyframe_crops = max(1, settings.batch - (1 if settings.temporal_weight > 0 else 0))
         if not job.style:
-            # Keyframes alone: a paired problem. Without the adversarial term (a discriminator
-            # that sees three pictures) stylization from 3 keyframes reached GC 0.477 instead of
-            # 0.449 in the same 3 minutes, from 45% more steps. (Twice the learning rate did
-            # better at 3 minutes but collapsed the texture path later.)
+            # Keyframes alone: a paired problem, and a discriminator that sees three pictures
+            # only costs steps (docs/decisions.md, "Loss weights").
             settings.adversarial_weight = 0.0
     # The colour fit takes a few seconds; a budget of a few steps (a test, a smoke run) gets
     # a proportionate share instead.

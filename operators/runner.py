@@ -87,8 +87,8 @@ class WorkerProcess:
             options["creationflags"] = (subprocess.CREATE_NEW_PROCESS_GROUP
                                         | getattr(subprocess, "CREATE_NO_WINDOW", 0))
         try:
-            # Blender in background mode only waits for the worker: it needs no core of its own
-            # (on 2 cores, training from painted keyframes makes 55% more steps with both).
+            # Blender in background mode only waits for the worker: it needs no core of its own,
+            # so the worker takes them all (docs/decisions.md, "Worker threads").
             free_cores = "0" if blocking() else "1"
             self.process = subprocess.Popen(
                 [python, "-m", "gan", "worker", *arguments, "--free-cores", free_cores],
