@@ -74,9 +74,11 @@ def test_clean_up_never_removes_a_folder_a_strip_uses(addon, blend, media, style
         handle.write(b"x" * 5000)
     finished = os.path.join(library, ".training", style)
     os.makedirs(finished, exist_ok=True)
-    # Being written by a running job: the strip exists only once the job is done.
+    # Being written by a running job: the strip exists only once the job is done (other
+    # settings than the first Apply's, which would only complete that folder).
     bl_helpers.select_only(scene, clip)
-    assert bpy.ops.sequencer.gan_style_apply(style=style, mix=0.0) == {'FINISHED'}
+    assert bpy.ops.sequencer.gan_style_apply(style=style, mix=0.0,
+                                             stroke_scale=2.0) == {'FINISHED'}
     (running,) = folders() - {applied_folder, "other_scene", "in_meta", "windows_path",
                               "other_blend", "deleted_strip", "never_used"}
     assert window_runner.running_jobs()
