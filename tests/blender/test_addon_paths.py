@@ -79,7 +79,8 @@ def test_a_blend_saved_on_windows_applies_on_linux(addon, blend, media, style, t
     made.directory = "//" + made.directory[2:].rstrip("/").replace("/", "\\") + "\\"
     bl_helpers.select_only(scene, made)
     before = {s.name for s in bl_helpers.strips_all(scene)}
-    assert bpy.ops.sequencer.gan_style_apply(style=style, mix=0.0) == {'FINISHED'}
+    assert bpy.ops.sequencer.gan_style_apply(style=style, mix=0.0,
+                                             include_stylized=True) == {'FINISHED'}
     again = bl_helpers.new_strips(scene, before)
     assert len(again) == 1
     outputs = [cv2.imread(f) for f in bl_helpers.strip_files(again[0])]
