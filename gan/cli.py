@@ -1,6 +1,8 @@
 """`python -m gan train|stylize|frame|info|worker|farm-job|check-frames`: the engine's command line.
 
-Exit codes: 0 done, 1 failed (one line says why), 2 bad arguments, 3 cancelled.
+This module parses arguments and runs every command but `worker` (gan.worker speaks the JSON
+protocol; `gan.__main__` chooses between them). Jobs run through `gan.jobs.run_job`.
+Exit codes (gan.jobs): 0 done, 1 failed (one line says why), 2 bad arguments, 3 cancelled.
 """
 
 from __future__ import annotations
@@ -13,12 +15,10 @@ import sys
 from typing import Sequence
 
 from . import __version__
-from .protocol import (CancelToken, CancelledError, HumanReporter, JsonLinesReporter,
-                       KeyframeSpec, Reporter, SourceSpec, StylizeJob, TrainJob, UserError,
-                       DEFAULT_TEMPORAL_WEIGHT, DEVICES, FORMATS, PRESETS,
-                       is_device_name)
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 3
+from .jobs import EXIT_FAILED, EXIT_OK, EXIT_USAGE, one_line, run_job
+from .protocol import (CancelToken, HumanReporter, JsonLinesReporter, KeyframeSpec, Reporter,
+                       SourceSpec, StylizeJob, TrainJob, UserError, DEFAULT_TEMPORAL_WEIGHT,
+                       DEVICES, FORMATS, PRESETS, is_device_name)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -194,13 +194,38 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of text")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The arguments, checked together; bad ones end the process with one line, exit code 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "train" and not (args.style or args.keyframe):
         parser.error("give a style source (--style) or painted keyframes (--keyframe)")
     if args.command == "train" and not (args.content or args.keyframe):
         parser.error("give the footage (--content)")
+    if args.command == "worker" and args.serve == (args.job is not None):
+        parser.error("give a JOB file, or --serve (jobs on stdin)")
+    return args
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run a parsed command other than `worker` (gan.worker runs that one); the exit code."""
+    try:
+        code = _run(args)
+        sys.stdout.flush()  # a reader that left shows here, not in the interpreter's last flush
+    except BrokenPipeError:
+        _reader_left()
+        return EXIT_FAILED
+    return code
+
+
+def _reader_left() -> None:
+    """`python -m gan info X | head -1`: the reader took what it wanted and closed the pipe.
+    As Python's docs advise (signal module, "Note on SIGPIPE"): stdout goes to devnull, so
+    that the interpreter's last flush cannot print a traceback, and the exit code is 1."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "info":
         return _info(args)
     if args.command == "frame":
@@ -209,14 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _farm_job(args)
     if args.command == "check-frames":
         return _check_frames(args)
-    if args.command == "worker":
-        if args.serve == (args.job is not None):
-            parser.error("give a JOB file, or --serve (jobs on stdin)")
-        if args.serve:
-            from .worker import run_server
-            return run_server(max(0.1, args.idle_exit), free_cores=max(0, args.free_cores))
-        from .worker import run_worker
-        return run_worker(args.job, free_cores=max(0, args.free_cores))
+    if args.command not in ("train", "stylize"):
+        raise ValueError(f"gan.cli.run does not run {args.command!r}")
 
     reporter: Reporter = JsonLinesReporter(sys.stdout) if args.json else HumanReporter(sys.stderr)
     if args.command == "train":  # under torchrun: rank 0 reports, the others their errors only
@@ -293,7 +312,7 @@ def _farm_job(args: argparse.Namespace) -> int:
         path = farm.write_bundle(args.bundle, os.path.abspath(args.model), [source], settings,
                                  title=name)
     except UserError as exc:
-        sys.stderr.write(f"error: {_one_line(str(exc))}\n")
+        sys.stderr.write(f"error: {one_line(str(exc))}\n")
         return EXIT_FAILED
     print(path)
     return EXIT_OK
@@ -306,7 +325,7 @@ def _check_frames(args: argparse.Namespace) -> int:
     try:
         frames = parse_frame_range(args.frames)
     except UserError as exc:
-        sys.stderr.write(f"error: {_one_line(str(exc))}\n")
+        sys.stderr.write(f"error: {one_line(str(exc))}\n")
         return EXIT_FAILED
     missing = missing_frames(args.output, frames, args.format)
     if missing:
@@ -325,54 +344,6 @@ def _keyframe(footage: str, frame: str, painted: str) -> KeyframeSpec:
         raise UserError(f"--keyframe {footage} {frame} {painted}: FRAME must be a frame number "
                         "(0-based)")
     return KeyframeSpec(footage, int(frame), painted)
-
-
-def run_job(job: TrainJob | StylizeJob, reporter: Reporter, cancel: CancelToken,
-            models: dict | None = None) -> int:
-    """Run a validated job, turning every outcome into a final event and an exit code.
-    `models`: loaded models kept between stylize jobs by a long-lived worker."""
-    try:
-        if isinstance(job, TrainJob):
-            from .train import train
-            path = train(job, reporter, cancel)
-            reporter.emit("done", output=path)
-        else:
-            from .stylize import stylize
-            files = stylize(job, reporter, cancel, models=models)
-            reporter.emit("done", output=os.path.abspath(job.output), files=len(files))
-        return EXIT_OK
-    except CancelledError as exc:
-        output = job.resolved_work_dir if isinstance(job, TrainJob) else job.output
-        reporter.emit("cancelled", message=_one_line(str(exc) or "cancelled"), output=output)
-        return EXIT_CANCELLED
-    except UserError as exc:
-        reporter.emit("error", message=_one_line(str(exc)))
-        return EXIT_FAILED
-    except ModuleNotFoundError as exc:  # the worker's Python lacks a dependency
-        reporter.emit("error", message=f"No module named '{exc.name}' in this Python "
-                      f"({sys.executable}): pip install -r requirements.txt there, "
-                      "or use another interpreter")
-        return EXIT_FAILED
-    except MemoryError:
-        reporter.emit("error", message="out of memory: use a smaller preset, batch or tile size")
-        return EXIT_FAILED
-    except OSError as exc:  # e.g. disk full while writing: atomic_write names the file
-        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        reporter.emit("error", message=_one_line(f"{where}{exc.strerror or exc}"))
-        return EXIT_FAILED
-    except Exception as exc:  # a bug: still one line for the user, the type for the report
-        reporter.emit("error", message=_one_line(f"internal error: {type(exc).__name__}: {exc}"))
-        return EXIT_FAILED
-
-
-MAX_MESSAGE = 2000
-
-
-def _one_line(text: str) -> str:
-    """Error events are one line (paths and library messages can hold line breaks)."""
-    if any(c in text for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"):
-        text = " ".join(text.split())
-    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE] + "..."
 
 
 def _export_frame(args: argparse.Namespace) -> int:
@@ -397,7 +368,7 @@ def _export_frame(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UserError(f"cannot write {args.out}: {exc.strerror or exc}") from None
     except UserError as exc:
-        sys.stderr.write(f"error: {_one_line(str(exc))}\n")
+        sys.stderr.write(f"error: {one_line(str(exc))}\n")
         return EXIT_FAILED
     print(os.path.abspath(args.out))
     return EXIT_OK

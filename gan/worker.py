@@ -6,7 +6,8 @@ arrive as JSON lines on stdin and run one after another, each ending with its ow
 for importing torch and loading the style. It exits when stdin closes (Blender quit, the add-on
 was disabled, another file was loaded) or after `--idle-exit` seconds without a job.
 
-Blender starts `python -m gan worker JOB.json` with stdin and stdout as pipes. Events go to
+Blender starts `python -m gan worker JOB.json` (`gan.__main__` hands the parsed arguments here;
+jobs run through `gan.jobs.run_job`, as the command line's do) with stdin and stdout as pipes. Events go to
 stdout, one JSON object per line; everything else a library might print goes to stderr so the
 event stream stays parseable. Cancel is cooperative: a line "cancel" on stdin, stdin closing
 (Blender quit or crashed: no orphan keeps running), or SIGTERM. The job then finishes its step,
@@ -22,7 +23,7 @@ import signal
 import sys
 import threading
 
-from .cli import EXIT_FAILED, EXIT_OK, run_job
+from .jobs import EXIT_FAILED, EXIT_OK, run_job
 from .protocol import CancelToken, JsonLinesReporter, StylizeJob, UserError, job_from_dict
 
 MAX_JOB_BYTES = 16 << 20

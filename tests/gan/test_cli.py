@@ -57,6 +57,26 @@ def test_info_shows_metadata(trained):
     assert "name:       Tiny" in text
 
 
+@pytest.mark.parametrize("args", [["info", "{model}"], ["info", "{model}", "--json"],
+                                  ["check-frames", "--output", "{tmp}", "--frames", "0"]])
+def test_a_reader_that_leaves_gets_no_traceback(trained, tmp_path, args):
+    """`python -m gan info X | head -1`: when the reader closes the pipe, the command exits
+    quietly (1, as Python's docs advise), without a BrokenPipeError traceback. The reading end
+    is closed before the command writes, so that the pipe is broken on every run. (argparse's
+    --help already ignores a closed stdout.)"""
+    _, model, _ = trained
+    (tmp_path / "frame_000000.png").write_bytes(b"")
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "gan", *[a.format(model=model, tmp=tmp_path) for a in args]],
+            cwd=ROOT, stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert result.stderr == "" and result.returncode == 1, result
+
+
 def test_stylize_frame_range_and_mix_zero(trained):
     tmp, model, footage = trained
     out = tmp / "mix0"

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from gan import models
-from gan.cli import main as cli_main
+from gan.__main__ import main as cli_main
 from gan.flow import trusted_flow, warp
 from gan.metrics import gap_closure, warping_error
 from gan.protocol import (CancelToken, KeyframeSpec, Reporter, SourceSpec, StylizeJob, TrainJob,
