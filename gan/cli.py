@@ -349,8 +349,7 @@ def _keyframe(footage: str, frame: str, painted: str) -> KeyframeSpec:
 def _export_frame(args: argparse.Namespace) -> int:
     """One frame to a PNG, atomically and without replacing anything; prints the path."""
     from .frames import open_frames
-    from .fileio import atomic_write
-    import cv2
+    from .images import write_image
     try:
         if args.frame < 0:
             raise UserError("--frame must be >= 0")
@@ -358,11 +357,10 @@ def _export_frame(args: argparse.Namespace) -> int:
             raise UserError(f"{args.out}: the frame is written as PNG, name it .png")
         with open_frames(args.input, [args.frame]) as source:
             rgb = source.read(args.frame)
-        ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        if not ok:
-            raise UserError(f"could not encode frame {args.frame} as PNG")
         try:
-            atomic_write(args.out, lambda handle: handle.write(data.tobytes()), overwrite=False)
+            write_image(args.out, rgb, overwrite=False)
+        except ValueError:
+            raise UserError(f"could not encode frame {args.frame} as PNG") from None
         except FileExistsError:
             raise UserError(f"{args.out} already exists (nothing is overwritten)") from None
         except OSError as exc:

@@ -2,9 +2,9 @@
 
 Every source yields RGB uint8 frames (H, W, 3), C-contiguous, whatever the file holds (grey,
 alpha, 16-bit). Opened with `native=True` (what stylizing uses), image files keep their alpha
-and 16 bits instead: RGB or RGBA, uint8 or uint16 (`model_rgb` gives the model's RGB uint8
-view of such a frame, `restore_native` carries a stylized result back to the source's channels
-and depth). Frames are streamed: a clip is never held in memory. Indices are 0-based source
+and 16 bits instead: RGB or RGBA, uint8 or uint16 (`gan.images.model_rgb` gives the model's
+RGB uint8 view of such a frame, `gan.images.restore_native` carries a stylized result back to
+the source's channels and depth). Frames are streamed: a clip is never held in memory. Indices are 0-based source
 indices; a still image gives the same picture for any index.
 
     with open_frames("clip.mp4", parse_frame_range("120-240")) as source:
@@ -23,6 +23,7 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
+from . import images
 from .protocol import UserError
 
 # Extensions read as images (cv2.imdecode); any other file is opened as a video.
@@ -72,65 +73,38 @@ def parse_frame_range(text: str) -> list[int]:
 
 def to_rgb8(image: np.ndarray | None, where: str) -> np.ndarray:
     """Any image OpenCV decodes (BGR order, grey, BGRA, 8/16-bit, float) -> RGB uint8 (H, W, 3)."""
-    if image is None or image.size == 0:
-        raise FrameSourceError(f"{where}: not an image OpenCV can read (or the file is damaged)")
+    _check_decoded(image, where)
     if image.dtype == np.uint16:
-        # 65535 -> 255 exactly, rounded to nearest: a plain >> 8 would be darker by up to 1 level.
-        image = cv2.convertScaleAbs(image, alpha=255.0 / 65535.0)
+        image = images.to_8bit(image)
     elif image.dtype in (np.float32, np.float64):
         image = cv2.convertScaleAbs(np.nan_to_num(image, nan=0.0, posinf=1.0, neginf=0.0),
                                     alpha=255.0)  # float images are linear-ish 0..1
     elif image.dtype != np.uint8:
         raise FrameSourceError(f"{where}: unsupported pixel type {image.dtype}")
-    channels = 1 if image.ndim == 2 else image.shape[2]
-    if channels == 1:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    if channels == 3:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    if channels == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)  # alpha dropped
-    raise FrameSourceError(f"{where}: unsupported image with {channels} channels")
+    return _rgb_order(image, where, keep_alpha=False)
 
 
 def to_native(image: np.ndarray | None, where: str) -> np.ndarray:
     """Any image OpenCV decodes -> RGB or RGBA (alpha kept) in uint8 or uint16 (depth kept).
     Float images are refused: their range (above 1, linear light) does not survive the 8-bit
     model, and silently clipping them would lose it."""
-    if image is None or image.size == 0:
-        raise FrameSourceError(f"{where}: not an image OpenCV can read (or the file is damaged)")
+    _check_decoded(image, where)
     if image.dtype not in (np.uint8, np.uint16):
         raise FrameSourceError(f"{where}: {image.dtype} pixels (a float image such as EXR) "
                                "cannot be stylized: convert it to 16-bit PNG or TIFF")
-    channels = 1 if image.ndim == 2 else image.shape[2]
-    if channels == 1:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    if channels == 3:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    if channels == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
-    raise FrameSourceError(f"{where}: unsupported image with {channels} channels")
+    return _rgb_order(image, where, keep_alpha=True)
 
 
-def model_rgb(native: np.ndarray) -> np.ndarray:
-    """The RGB uint8 picture a model sees of a native frame (the frame itself when it is one)."""
-    if native.dtype == np.uint8 and native.shape[2] == 3:
-        return native
-    rgb = native[..., :3]
-    if native.dtype == np.uint16:
-        rgb = cv2.convertScaleAbs(rgb, alpha=255.0 / 65535.0)
-    return np.ascontiguousarray(rgb)
+def _check_decoded(image: np.ndarray | None, where: str) -> None:
+    if image is None or image.size == 0:
+        raise FrameSourceError(f"{where}: not an image OpenCV can read (or the file is damaged)")
 
 
-def restore_native(styled: np.ndarray, rgb: np.ndarray, native: np.ndarray) -> np.ndarray:
-    """A stylized RGB uint8 frame in the native frame's channels and depth: the alpha is the
-    source's (the style changes colour, never coverage); a 16-bit frame gets the change the
-    style made, so what the style left alone keeps all 16 bits."""
-    if native.dtype == np.uint16:
-        change = (styled.astype(np.int32) - rgb.astype(np.int32)) * 257
-        styled = np.clip(native[..., :3].astype(np.int32) + change, 0, 65535).astype(np.uint16)
-    if native.shape[2] == 4:
-        styled = np.concatenate([styled, native[..., 3:]], axis=2)
-    return styled
+def _rgb_order(image: np.ndarray, where: str, keep_alpha: bool) -> np.ndarray:
+    try:
+        return images.from_opencv(image, keep_alpha)
+    except ValueError as exc:  # a channel count that is not grey, BGR or BGRA
+        raise FrameSourceError(f"{where}: {exc}") from None
 
 
 def read_image(path: str, native: bool = False) -> np.ndarray:

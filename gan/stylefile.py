@@ -134,15 +134,15 @@ def _to_numpy(value: Any):
 
 
 def _encode_png(rgb: Any) -> bytes:
-    import cv2
     import numpy as np
+    from .images import encode  # OpenCV: only saving needs it, never reading metadata
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError("thumbnail must be an RGB uint8 image")
-    ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]))
-    if not ok:
-        raise ValueError("could not encode the thumbnail")
-    return data.tobytes()
+    try:
+        return encode(rgb)
+    except ValueError:
+        raise ValueError("could not encode the thumbnail") from None
 
 
 # -- reading ------------------------------------------------------------------------------------

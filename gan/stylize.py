@@ -33,17 +33,11 @@ import torch.nn.functional as F
 
 from . import device as device_mod
 from . import frames as frames_mod
-from .fileio import atomic_write
 from .flow import remap, sampling_maps, trusted_flow, warp
+from .images import model_rgb, restore_native, to_images, to_tensor, write_image
 from .protocol import CancelledError, CancelToken, ProgressMeter, Reporter, StylizeJob, UserError
 
-# OpenCV's own PNG default, spelled out because it is a deliberate choice: zlib level 1 with the
-# RLE strategy and the SUB filter. Measured at 1080p on this project's CPU it encodes in ~50 ms
-# and is as small as or smaller than IMWRITE_PNG_COMPRESSION=1 (~125 ms; giving a level switches
-# OpenCV to the default strategy and adaptive filters) or 3 (~200 ms).
-PNG_PARAMS = [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
-JPEG_PARAMS = [cv2.IMWRITE_JPEG_QUALITY, 95]
-EXTENSIONS = {"png": (".png", PNG_PARAMS), "jpg": (".jpg", JPEG_PARAMS)}
+EXTENSIONS = {"png": ".png", "jpg": ".jpg"}  # job.format -> file extension (gan.images encodes)
 
 MAX_BATCH = 8
 CPU_BATCH_PIXELS = 2_000_000   # on a CPU, batching only saves per-call overhead: small frames
@@ -90,7 +84,7 @@ def preroll_frames(strength: float) -> int:
 
 def output_paths(job: StylizeJob, indices: list[int]) -> list[str]:
     """frame_{n:06d}.ext with n = source index, or first_number + position."""
-    ext = EXTENSIONS[job.format][0]
+    ext = EXTENSIONS[job.format]
     numbers = (indices if job.first_number is None
                else range(job.first_number, job.first_number + len(indices)))
     return [os.path.join(job.output, f"frame_{n:06d}{ext}") for n in numbers]
@@ -290,11 +284,7 @@ class FrameStylizer:
         return x
 
     def _to_tensor(self, images: list[np.ndarray]) -> torch.Tensor:
-        """uint8 NHWC -> float32 NCHW in [0, 1] on the device, channels_last (the permuted
-        view of NHWC memory already is)."""
-        array = images[0][None] if len(images) == 1 else np.stack(images)
-        x = torch.from_numpy(np.ascontiguousarray(array)).to(self.device).permute(0, 3, 1, 2)
-        return x.float().mul_(1.0 / 255.0)
+        return to_tensor(images, self.device)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[2:]
@@ -309,9 +299,7 @@ class FrameStylizer:
 
     @staticmethod
     def _to_images(y: torch.Tensor) -> list[np.ndarray]:
-        y = y.mul(255.0).add_(0.5).clamp_(0.0, 255.0).to(torch.uint8)
-        y = y.permute(0, 2, 3, 1).contiguous().cpu().numpy()
-        return list(y)
+        return list(to_images(y))
 
 
 def keep_freed_memory() -> None:
@@ -503,17 +491,13 @@ class _Batches:
         return batch
 
 
-def _write_frame(rgb: np.ndarray, path: str, ext: str, params: list[int]) -> str:
+def _write_frame(rgb: np.ndarray, path: str, ext: str) -> str:
     """Write an RGB or RGBA, 8- or 16-bit frame (PNG keeps all of it; JPEG gets RGB 8-bit)."""
-    if ext == ".jpg" and (rgb.shape[2] == 4 or rgb.dtype != np.uint8):
-        rgb = frames_mod.model_rgb(rgb)
-    order = cv2.COLOR_RGBA2BGRA if rgb.shape[2] == 4 else cv2.COLOR_RGB2BGR
-    ok, data = cv2.imencode(ext, cv2.cvtColor(rgb, order), params)
-    if not ok:
-        raise UserError(f"could not encode {path}")
     try:
         # Unnamed temp file + no-replace link: a file under the final name is always complete.
-        atomic_write(path, lambda handle: handle.write(data), overwrite=False)
+        write_image(path, rgb, overwrite=False, ext=ext)
+    except ValueError:
+        raise UserError(f"could not encode {path}") from None
     except FileExistsError:
         raise UserError(f"{path} appeared while stylizing (another job writing to the same "
                         "folder?); it was not replaced") from None
@@ -683,7 +667,7 @@ def _run_pipeline(source: frames_mod.FrameSource, model: FrameStylizer | None,
                  stabilizer: Stabilizer | None = None) -> list[str]:
     """Decode -> model -> encode, overlapped; `model` None copies the frames unchanged. A
     frame whose path is None is stylized (the stabilizer's state) but not written."""
-    ext, params = EXTENSIONS[fmt]
+    ext = EXTENSIONS[fmt]
     width, height = source.size
     batch = model.plan(height, width).batch if model else 1
     workers = _encoder_threads()
@@ -729,7 +713,7 @@ def _run_pipeline(source: frames_mod.FrameSource, model: FrameStylizer | None,
                 break
             # The model sees RGB 8-bit; alpha and 16 bits are put back after it (mix 0 copies
             # the native frames as they are).
-            inputs = [frames_mod.model_rgb(image) for image in images] if model else images
+            inputs = [model_rgb(image) for image in images] if model else images
             motions = []
             if motion_pool is not None:
                 for frame in inputs:
@@ -743,10 +727,10 @@ def _run_pipeline(source: frames_mod.FrameSource, model: FrameStylizer | None,
                     skipped += 1
                     continue
                 if model is not None and inputs[i] is not images[i]:
-                    image = frames_mod.restore_native(image, inputs[i], images[i])
+                    image = restore_native(image, inputs[i], images[i])
                 collect(block_until=2 * workers + batch)
-                pending.append((encoders.submit(_write_frame, image, paths[position], ext,
-                                                params), image.nbytes))
+                pending.append((encoders.submit(_write_frame, image, paths[position], ext),
+                                image.nbytes))
                 writing_bytes += image.nbytes
                 position += 1
             collect(block_until=2 * workers + batch)
