@@ -386,11 +386,19 @@ class HumanReporter(Reporter):
 
 
 class ProgressMeter:
-    """Rate and ETA for a job of `total` units, and a throttle so progress is sent ~1/s."""
+    """Rate and ETA for a job of `total` units, and a throttle so progress is sent ~1/s.
 
-    def __init__(self, total: float, interval_s: float = 1.0):
+    `budget_s`: the job also ends when this much time is spent (training for N minutes;
+    `total` 0: only the time counts), `spent_s` of it by earlier runs (a resumed job). While
+    the time runs out before the units do, `total` is the units reached at this rate by then.
+    """
+
+    def __init__(self, total: float, interval_s: float = 1.0, budget_s: float | None = None,
+                 spent_s: float = 0.0):
         self.total = total
         self.interval_s = interval_s
+        self.budget_s = budget_s
+        self.spent_s = spent_s
         self.started = time.monotonic()
         self._last_sent = -math.inf
 
@@ -399,13 +407,21 @@ class ProgressMeter:
 
     def fields(self, done: float, since_done: float = 0.0) -> dict[str, Any]:
         """`since_done`: units already done before this run (a resumed job) - not in the rate."""
-        self._last_sent = time.monotonic()
-        elapsed = max(time.monotonic() - self.started, 1e-9)
+        now = self._last_sent = time.monotonic()
+        elapsed = max(now - self.started, 1e-9)
         rate = (done - since_done) / elapsed
-        remaining = max(self.total - done, 0)
-        eta = remaining / rate if rate > 0 else None
-        fraction = min(done / self.total, 1.0) if self.total else 1.0
-        return {"done": done, "total": self.total, "fraction": round(fraction, 4),
+        fractions = [done / self.total] if self.total else []
+        if self.budget_s:
+            fractions.append((self.spent_s + now - self.started) / self.budget_s)
+        fraction = min(max(fractions), 1.0) if fractions else 1.0
+        total = self.total
+        if self.budget_s and not (self.total and done / self.total >= fraction):
+            eta = max(self.budget_s - self.spent_s - (now - self.started), 0.0)
+            total = int(done + rate * eta)  # the time budget ends first
+        else:
+            remaining = max(self.total - done, 0)
+            eta = remaining / rate if rate > 0 else None
+        return {"done": done, "total": total, "fraction": round(fraction, 4),
                 "rate": round(rate, 4), "eta_s": None if eta is None else round(eta, 1)}
 
 

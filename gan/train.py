@@ -38,7 +38,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-import math
 import os
 import tempfile
 import time
@@ -56,14 +55,14 @@ from .fileio import atomic_write
 from .frames import FrameSourceError
 from .keyframe_painting import PAINT_SIDE, paint_keyframes
 from .patch_distribution import PatchDistributionLoss
-from .protocol import CancelledError, CancelToken, Reporter, SourceSpec, TrainJob, UserError
+from .protocol import (CancelledError, CancelToken, ProgressMeter, Reporter, SourceSpec, TrainJob,
+                       UserError)
 from .sampling import (CONTENT_SCALE, FEW_FRAMES, FakeMotion, FramePool, KeyframePairs,
                        MotionPairs, style_scale_range)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = "ganstyle-checkpoint"
 CHECKPOINT_VERSION = 1
-PROGRESS_INTERVAL_S = 1.0
 LOSS_PLOT_NAME = "loss.png"
 PREVIEW_FRAMES = 3
 PREVIEW_WIDTH = 256
@@ -695,12 +694,14 @@ class Trainer:
         group = self.group
         state = group.from_main(self.prepare_work_dir)  # rank 0's checkpoint, sent to all
         self.build(state)
-        self.started = time.monotonic()
         job = self.job
+        budget_s = job.minutes * 60 if job.minutes else None
+        self.meter = ProgressMeter(job.steps or 0, budget_s=budget_s, spent_s=self.elapsed_before)
+        self.started = self.meter.started
         extra = {"processes": group.world} if group.active else {}
         self.reporter.emit("start", kind="train", total=job.steps or 0,
                            **device_mod.start_fields(self.device, self.dtype), preset=job.preset,
-                           step=self.step, budget_s=job.minutes * 60 if job.minutes else None,
+                           step=self.step, budget_s=budget_s,
                            **extra)
         if group.active:
             self.reporter.emit("log", message=f"training on {group.world} processes "
@@ -751,7 +752,6 @@ class Trainer:
         rank 0 alone, when there are several processes)."""
         job, group = self.job, self.group
         last_checkpoint = last_preview = time.monotonic()
-        last_progress = -math.inf
         self.run_start_step = self.step
         if group.main:
             self.write_preview()
@@ -771,8 +771,7 @@ class Trainer:
             if not group.main:
                 continue
             now = time.monotonic()
-            if now - last_progress >= PROGRESS_INTERVAL_S:
-                last_progress = now
+            if self.meter.due():
                 self.emit_progress(self.last_losses, self.run_start_step)
             if now - last_checkpoint >= job.checkpoint_every_s:
                 self.save_checkpoint()
@@ -789,17 +788,7 @@ class Trainer:
         return self.write_style()
 
     def emit_progress(self, losses_now: dict[str, float], run_start_step: int) -> None:
-        run_time = max(time.monotonic() - self.started, 1e-9)
-        rate = (self.step - run_start_step) / run_time
-        fraction = self.progress_fraction()
-        if self.job.steps and (not self.job.minutes or self.step / self.job.steps >= fraction):
-            total = self.job.steps
-            eta = (total - self.step) / rate if rate > 0 else None
-        else:  # the time budget ends first: total is the projected step count
-            eta = max(self.job.minutes * 60 - self.elapsed(), 0.0)
-            total = int(self.step + rate * eta)
-        self.reporter.emit("progress", done=self.step, total=total, fraction=round(fraction, 4),
-                           rate=round(rate, 3), eta_s=None if eta is None else round(eta, 1),
+        self.reporter.emit("progress", **self.meter.fields(self.step, since_done=run_start_step),
                            losses={k: round(v, 5) for k, v in losses_now.items()})
 
 

@@ -9,8 +9,9 @@ import sys
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from gan.protocol import (HumanReporter, JsonLinesReporter, ProtocolError, SourceSpec, StylizeJob,
-                          TrainJob, describe_device, job_from_dict, job_to_dict, parse_event)
+from gan.protocol import (HumanReporter, JsonLinesReporter, ProgressMeter, ProtocolError,
+                          SourceSpec, StylizeJob, TrainJob, describe_device, job_from_dict,
+                          job_to_dict, parse_event)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -78,6 +79,26 @@ def test_human_reporter_writes_readable_lines():
     text = stream.getvalue()
     assert "100 steps on cpu bfloat16, 1 thread\n" in text
     assert "step 50/100" in text and "nce=1.2500" in text
+
+
+@pytest.mark.parametrize("total, budget_s, spent_s, expected", [
+    # 25 units done, 20 of them in this run's 10 s: a rate of 2
+    (30, None, 0.0, {"total": 30, "fraction": 0.8333, "eta_s": 2.5}),
+    (0, 100.0, 40.0, {"total": 125, "fraction": 0.5, "eta_s": 50.0}),   # time alone
+    (1000, 100.0, 40.0, {"total": 125, "fraction": 0.5, "eta_s": 50.0}),  # time ends first
+    (30, 1000.0, 0.0, {"total": 30, "fraction": 0.8333, "eta_s": 2.5}),   # units end first
+])
+def test_progress_meter_with_units_and_a_time_budget(total, budget_s, spent_s, expected):
+    """Training's ETA: a step count, a time budget (partly spent by earlier runs), or both,
+    whichever ends first."""
+    meter = ProgressMeter(total, budget_s=budget_s, spent_s=spent_s)
+    meter.started -= 10.0
+    fields = meter.fields(25, since_done=5)
+    assert fields["done"] == 25 and fields["rate"] == pytest.approx(2.0, rel=1e-3)
+    assert fields["total"] in (expected["total"], expected["total"] - 1)  # int() of ~125
+    assert fields["fraction"] == pytest.approx(expected["fraction"], abs=2e-4)
+    assert fields["eta_s"] == pytest.approx(expected["eta_s"], abs=0.2)
+    assert not meter.due()
 
 
 @pytest.mark.parametrize("fields, text", [
