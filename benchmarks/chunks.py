@@ -22,7 +22,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from gan.protocol import CancelToken, Reporter, SourceSpec, StylizeJob  # noqa: E402
-from gan.stylize import preroll_frames, stylize  # noqa: E402
+from gan.stabilize import preroll_frames  # noqa: E402
+from gan.stylize import stylize  # noqa: E402
 
 
 class Quiet(Reporter):

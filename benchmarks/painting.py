@@ -83,7 +83,8 @@ from gan.metrics import ssim, warping_error  # noqa: E402
 from gan.patch_distribution import pyramid, sorted_projections  # noqa: E402
 from gan.protocol import CancelToken, Reporter, SourceSpec, StylizeJob, TrainJob  # noqa: E402
 from gan.images import PNG_PARAMS  # noqa: E402
-from gan.stylize import Stabilizer, stylize  # noqa: E402
+from gan.stabilize import Stabilizer  # noqa: E402
+from gan.stylize import stylize  # noqa: E402
 from gan.train import train  # noqa: E402
 from quality import (CONTENT_FRAMES, HELD_OUT_FRAMES, Quiet, footage_clip,  # noqa: E402
                      read_frames, run_generator)

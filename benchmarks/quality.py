@@ -46,7 +46,7 @@ from gan.frames import open_frames  # noqa: E402
 from gan.metrics import gap_closure, psnr, ssim, warping_error  # noqa: E402
 from gan.protocol import (DEFAULT_TEMPORAL_WEIGHT, CancelToken, KeyframeSpec, Reporter,  # noqa: E402
                           SourceSpec, TrainJob)
-from gan.stylize import Stabilizer  # noqa: E402
+from gan.stabilize import Stabilizer  # noqa: E402
 from gan.train import train  # noqa: E402
 from colour_transfer import LabStats, reinhard_transfer  # noqa: E402
 

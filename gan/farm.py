@@ -16,7 +16,7 @@ AWS Deadline Cloud's CLI submits as it is (`deadline bundle submit BUNDLE`) and 
 
 Every task re-run is safe: a chunk keeps the frames that exist (`--skip-existing`) and
 stylizes only the missing ones; with Stabilize it starts a few frames early without writing
-them (`--run-frames`), so chunks meet a single run without a seam (gan/stylize.py).
+them (`--run-frames`), so chunks meet a single run without a seam (gan/stabilize.py).
 """
 
 from __future__ import annotations

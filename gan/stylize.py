@@ -3,16 +3,17 @@
 Three stages run at once so that the model, not I/O, sets the speed:
     decode thread  --bounded queue-->  inference (this thread)  --bounded-->  encoder threads
 OpenCV releases the GIL while it decodes and encodes, and torch while it computes. Every queue is
-bounded, so memory does not grow with the length of the clip.
+bounded, so memory does not grow with the length of the clip. The model stage
+(`FrameStylizer`) follows a plan per frame size (gan/tiling.py: frames per call, whole or in
+overlapping tiles, from the memory a call may use).
 
 Each frame is stylized on its own (no state crosses frames), so stylizing frames 0-9 and 10-19
 separately, even on two machines of the same kind, gives the same files as 0-19 at once. The
-optional stabilization (`stabilize` > 0) blends in the previous output moved by the optical
-flow, so it carries state from frame to frame: a chunk that knows where its run starts
-(`run_start`) first stylizes a few frames before its first one without writing them
-(`preroll_frames`), and then meets the single run within half a grey level before rounding (see
-docs/decisions.md for the measured difference). Its motion is measured on motion threads while
-the model works on the same frames; only the final warp and blend run in the inference thread.
+optional stabilization (`stabilize` > 0, gan/stabilize.py) blends in the previous output moved
+by the optical flow, so it carries state from frame to frame: a chunk that knows where its run
+starts (`run_start`) first stylizes `preroll_frames` frames before its first one without
+writing them. Its motion is measured on motion threads while the model works on the same
+frames; only the final warp and blend run in the inference thread.
 """
 
 from __future__ import annotations
@@ -20,66 +21,22 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import ctypes
-import math
 import os
 import sys
 import threading
-from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from . import device as device_mod
 from . import frames as frames_mod
-from .flow import remap, sampling_maps, trusted_flow, warp
 from .images import model_rgb, restore_native, to_images, to_tensor, write_image
 from .protocol import CancelledError, CancelToken, ProgressMeter, Reporter, StylizeJob, UserError
+from .stabilize import Stabilizer, preroll_frames
+from .tiling import Plan, make_plan, pad_to_multiple, pixels_that_fit, ramp, round_up, tile_starts
 
 EXTENSIONS = {"png": ".png", "jpg": ".jpg"}  # job.format -> file extension (gan.images encodes)
-
-MAX_BATCH = 8
-CPU_BATCH_PIXELS = 2_000_000   # on a CPU, batching only saves per-call overhead: small frames
-# Peak memory of a whole-frame call, per pixel, in fp32 (the part that scales with the model
-# is half in bf16): (24 * ngf + 128) * element size / 4 + 32 bytes. The fixed part is the frame
-# as float input and output and the colour path. Measured peaks above the idle process at
-# 1024x1024 on CPU were 152/244/415 B/px (bf16, ngf 8/16/32) and 280/420/796 (fp32); this stays
-# ~15% above them. (The former 32 * ngf alone let an 8K frame of an ngf-8 model run whole:
-# 7.2 GB for a budget of 4 GB.)
-ACTIVATION_BYTES_PER_PIXEL_PER_NGF = 24
-FIXED_BYTES_PER_PIXEL = 128
-FRAME_BYTES_PER_PIXEL = 32
-DEFAULT_TILE = 1024
-STABILIZE_FLOW_SIDE = 640  # flow for stabilization is measured at this size (motion is smooth)
-# After motion compensation, a pixel whose input changed by c (of 255) is blended with weight
-# strength * (1 - c / STABILIZE_FADE): noise and flicker are calmed, light changes and new content
-# are not. Measured on vtest.avi (benchmarks/quality.py, a colour grade) at strength 0.7: a hard
-# cut-off at 24 lowered the warping error by 19%, this ramp by 43%, for 0.013 of gap closure.
-STABILIZE_FADE = 96.0
-# A frame where less than STABILIZE_CUT_MATCH of the pixels match the previous one (within
-# STABILIZE_MATCH of 255) is a cut: nothing of the previous shot is blended into it.
-STABILIZE_MATCH = 24.0
-STABILIZE_CUT_MATCH = 0.5
-# A chunk of a stabilized run starts this many frames early at most (see preroll_frames).
-MAX_PREROLL = 60
-
-
-def preroll_frames(strength: float) -> int:
-    """Frames a chunk of a stabilized run stylizes before its first one, without writing them.
-
-    Each frame keeps at most `strength` of the previous output (`Stabilizer`), so whatever a
-    cold start leaves in the state shrinks by that factor per frame: after K frames at most
-    255 * strength**K grey levels of it are left. K is the smallest with that below half a level
-    (strength 0.5: 9 frames, 0.7: 18, 0.9: 60), capped at MAX_PREROLL (above 0.9 the bound is
-    then 255 * strength**60, e.g. 1.2 levels at 0.92; on real footage the blend weight is
-    mostly well below `strength`, see docs/decisions.md).
-    """
-    if strength <= 0:
-        return 0
-    if strength >= 1:
-        return MAX_PREROLL
-    return min(MAX_PREROLL, math.ceil(math.log(0.5 / 255) / math.log(strength)))
 
 
 def output_paths(job: StylizeJob, indices: list[int]) -> list[str]:
@@ -131,13 +88,6 @@ def _load_stylizer(job: StylizeJob, device: torch.device, dtype: torch.dtype,
 
 # -- the model stage ------------------------------------------------------------------------------
 
-@dataclass
-class Plan:
-    """How frames of one size go through the model."""
-    batch: int
-    tile: int | None  # None: whole frames
-
-
 class FrameStylizer:
     """RGB uint8 frames in, stylized RGB uint8 frames out (mix applied), batched and tiled.
 
@@ -153,7 +103,7 @@ class FrameStylizer:
         self.dtype = dtype
         self.mix = float(mix)
         self.multiple = max(1, int(multiple))
-        self.margin = _round_up(max(0, int(margin)), self.multiple)
+        self.margin = round_up(max(0, int(margin)), self.multiple)
         self.ngf = ngf
         self.batch = batch
         self.tile = tile
@@ -180,26 +130,9 @@ class FrameStylizer:
         return self._plans[key]
 
     def _make_plan(self, height: int, width: int) -> Plan:
-        fit = self._pixels_that_fit()
-        tile = self.tile
-        if tile is None and height * width > fit:
-            tile = DEFAULT_TILE
-        if tile is not None:
-            # Tiles overlap by 2 * margin; keep that overhead moderate.
-            tile = max(_round_up(tile, self.multiple), 4 * self.margin + self.multiple)
-            if tile >= _round_up(height, self.multiple) and tile >= _round_up(width, self.multiple):
-                tile = None
-        pixels = max(1, tile * tile if tile else height * width)
-        batch = self.batch or max(1, min(MAX_BATCH, fit // pixels))
-        if self.batch is None and self.device.type == "cpu":
-            batch = max(1, min(batch, CPU_BATCH_PIXELS // pixels))
-        return Plan(batch=batch, tile=tile)
-
-    def _pixels_that_fit(self) -> int:
-        """Pixels per model call that fit in about half the memory we may use."""
-        per_pixel = ((ACTIVATION_BYTES_PER_PIXEL_PER_NGF * self.ngf + FIXED_BYTES_PER_PIXEL)
-                     * _element_size(self.dtype) / 4 + FRAME_BYTES_PER_PIXEL)
-        return max(256 * 256, int(_memory_budget(self.device) / per_pixel))
+        return make_plan(height, width, pixels_that_fit(self.ngf, self.dtype, self.device),
+                         multiple=self.multiple, margin=self.margin, batch=self.batch,
+                         tile=self.tile, on_cpu=self.device.type == "cpu")
 
     # running ------------------------------------------------------------------------------------
 
@@ -238,12 +171,12 @@ class FrameStylizer:
         """
         height, width = image.shape[:2]
         tile, overlap = plan.tile, 2 * self.margin
-        padded_h, padded_w = _round_up(height, self.multiple), _round_up(width, self.multiple)
-        ys = _tile_starts(padded_h, tile, overlap)
-        xs = _tile_starts(padded_w, tile, overlap)
+        padded_h, padded_w = round_up(height, self.multiple), round_up(width, self.multiple)
+        ys = tile_starts(padded_h, tile, overlap)
+        xs = tile_starts(padded_w, tile, overlap)
         th, tw = min(tile, padded_h), min(tile, padded_w)
-        ramp_y = [_ramp(th, y0 > 0, y0 + th < padded_h, overlap, self.device) for y0 in ys]
-        ramp_x = [_ramp(tw, x0 > 0, x0 + tw < padded_w, overlap, self.device) for x0 in xs]
+        ramp_y = [ramp(th, y0 > 0, y0 + th < padded_h, overlap, self.device) for y0 in ys]
+        ramp_x = [ramp(tw, x0 > 0, x0 + tw < padded_w, overlap, self.device) for x0 in xs]
         out = np.empty_like(image)
         acc = weight = None
         top = 0  # frame row of the band's first row
@@ -288,7 +221,7 @@ class FrameStylizer:
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[2:]
-        return self._generate(_pad_to_multiple(x, self.multiple))[:, :, :height, :width]
+        return self._generate(pad_to_multiple(x, self.multiple))[:, :, :height, :width]
 
     def _generate(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.dtype).contiguous(memory_format=torch.channels_last)
@@ -318,77 +251,6 @@ def keep_freed_memory() -> None:
     m_trim_threshold, m_mmap_max = -1, -4
     mallopt(m_mmap_max, 0)
     mallopt(m_trim_threshold, 2**31 - 1)
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
-def _pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad bottom/right so the generator's strided layers line up; cropped off afterwards."""
-    pad_h = _round_up(x.shape[2], multiple) - x.shape[2]
-    pad_w = _round_up(x.shape[3], multiple) - x.shape[3]
-    if pad_h or pad_w:
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-    return x
-
-
-def _tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Tile origins along one axis: step tile - overlap; the last tile ends at the edge.
-
-    Length, tile and overlap are multiples of the generator's stride, so every tile sees the
-    same sampling grid as the whole frame would.
-    """
-    if tile >= length:
-        return [0]
-    step = tile - overlap
-    starts = list(range(0, length - tile, step))
-    starts.append(length - tile)
-    return starts
-
-
-def _ramp(size: int, fade_start: bool, fade_end: bool, overlap: int,
-          device: torch.device) -> torch.Tensor:
-    """1-D blend weight of a tile: 0 within overlap/4 of an inner edge (too little context),
-    rising linearly to 1 at 3/4 of the overlap; 1 up to the frame border."""
-    distance = torch.arange(size, dtype=torch.float32, device=device)
-    ramp = torch.ones(size, dtype=torch.float32, device=device)
-    if overlap <= 0:
-        return ramp
-    rise = lambda d: ((d + 0.5 - overlap / 4) / (overlap / 2)).clamp(0.0, 1.0)  # noqa: E731
-    if fade_start:
-        ramp = torch.minimum(ramp, rise(distance))
-    if fade_end:
-        ramp = torch.minimum(ramp, rise(size - 1 - distance))
-    return ramp
-
-
-def _element_size(dtype: torch.dtype) -> int:
-    return torch.empty(0, dtype=dtype).element_size()
-
-
-def _memory_budget(device: torch.device) -> int:
-    """Bytes the activations of one model call may use."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free * 0.5)
-    if device.type == "mps":
-        return int(torch.mps.recommended_max_memory() * 0.4)
-    return min(_available_ram() // 4, 4 << 30)
-
-
-def _available_ram() -> int:
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 8 << 30
 
 
 # -- the pipeline ---------------------------------------------------------------------------------
@@ -589,77 +451,6 @@ def _frames_to_run(job: StylizeJob, indices: list[int], wanted: list[str], kept:
                          "the run")
         reporter.emit("log", message="; ".join(notes))
     return indices, paths
-
-
-@dataclass
-class Motion:
-    """How the previous output is carried onto a frame: where each pixel samples it (remap maps)
-    and how much of it is blended in (full size)."""
-    maps: tuple[np.ndarray, np.ndarray]
-    alpha: np.ndarray
-    keep: np.ndarray  # 1 - alpha (made on the motion thread, not in the sequential blend)
-
-
-class Stabilizer:
-    """Flow-guided temporal smoothing of the output: out_t = (1 - a) * styled_t + a * W(out_t-1)
-    with a = strength where the flow between the input frames is trusted (forward/backward
-    consistent), fading to 0 as the input itself changes after warping (STABILIZE_FADE).
-    Recursive, so the strength sets how long a detail persists; occlusions, new content and
-    cuts are not blended. The motion is measured at STABILIZE_FLOW_SIDE: the full-size work is
-    one warp and one blend.
-
-    `measure` depends on the input frames alone, so the pipeline runs it on other threads while
-    the model works; `blend` is the sequential rest. Calling the stabilizer does both.
-    """
-
-    def __init__(self, strength: float):
-        self.strength = strength
-        self.previous_frame: np.ndarray | None = None
-        self.previous_output: np.ndarray | None = None
-
-    def measure(self, previous: np.ndarray | None, frame: np.ndarray) -> Motion | None:
-        """The motion from input `previous` to input `frame`; None where nothing is to be
-        blended (first frame, a new size, a cut)."""
-        if previous is None or previous.shape != frame.shape:
-            return None
-        height, width = frame.shape[:2]
-        scale = min(1.0, STABILIZE_FLOW_SIDE / max(height, width))
-        # Each frame is shrunk twice (as `frame`, then as the next one's `previous`): ~1 ms, and
-        # it keeps the measurements of a batch independent of each other, so they run at once.
-        small, previous_small = (image if scale == 1.0 else cv2.resize(
-            image, (max(8, round(width * scale)), max(8, round(height * scale))),
-            interpolation=cv2.INTER_AREA) for image in (frame, previous))
-        flow, trusted = trusted_flow(small, previous_small)
-        input_change = cv2.absdiff(warp(previous_small, flow), small).max(-1).astype(np.float32)
-        if float((trusted * (input_change < STABILIZE_MATCH)).mean()) < STABILIZE_CUT_MATCH:
-            return None  # a cut
-        alpha = self.strength * trusted * np.clip(1 - input_change / STABILIZE_FADE, 0, 1)
-        if scale != 1.0:
-            flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR) / scale
-            alpha = cv2.resize(alpha, (width, height), interpolation=cv2.INTER_LINEAR)
-        return Motion(sampling_maps(flow), alpha, 1 - alpha)
-
-    def blend(self, styled: np.ndarray, motion: Motion | None) -> np.ndarray:
-        """Blend the previous output, carried by `motion`, into this frame's styled output.
-
-        The state is kept in float32 and only the returned frame is rounded to 8 bits: with an
-        8-bit state, each frame's rounding kept off-by-one (and two) differences alive for as
-        long as the blend weight stays high, so a chunk that started early never quite met a
-        single run (at 0.7 on vtest.avi, 11% of the values differed by up to 2 levels).
-        """
-        previous = self.previous_output
-        state = styled.astype(np.float32)
-        self.previous_output = state
-        if motion is None or previous is None or previous.shape != state.shape:
-            return styled
-        state = cv2.blendLinear(state, remap(previous, motion.maps), motion.keep, motion.alpha)
-        self.previous_output = state
-        return cv2.convertScaleAbs(state)  # rounded to the nearest level (state >= 0)
-
-    def __call__(self, frame: np.ndarray, styled: np.ndarray) -> np.ndarray:
-        motion = self.measure(self.previous_frame, frame)
-        self.previous_frame = frame
-        return self.blend(styled, motion)
 
 
 def _run_pipeline(source: frames_mod.FrameSource, model: FrameStylizer | None,

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from gan import farm
-from gan.stylize import preroll_frames
+from gan.stabilize import preroll_frames
 from test_video_styles import flickering_style, noisy_pan, read_png  # noqa: F401 (fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from gan import models, stylefile, stylize as stylize_mod
+from gan import models, stylefile, stylize as stylize_mod, tiling
 from gan.device import pick_device
 from gan.frames import FrameSourceError, open_frames, read_image
 from gan.protocol import CancelToken, CancelledError, Reporter, SourceSpec, StylizeJob, UserError
@@ -148,7 +148,7 @@ def test_tiling_plan():
     assert huge.tile is not None and huge.batch >= 1
     assert FrameStylizer(torch.nn.Identity(), torch.device("cpu"), torch.float32, margin=64,
                          multiple=4, ngf=16, tile=100).plan(1080, 1920).tile == 260
-    starts = stylize_mod._tile_starts(1084, 400, 128)
+    starts = tiling.tile_starts(1084, 400, 128)
     assert starts[0] == 0 and starts[-1] == 1084 - 400
     assert all(b - a <= 400 - 128 and a % 4 == 0 for a, b in zip(starts, starts[1:]))
 

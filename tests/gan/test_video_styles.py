@@ -17,7 +17,8 @@ from gan.protocol import (CancelToken, KeyframeSpec, Reporter, SourceSpec, Styli
                           UserError, job_from_dict)
 from gan.sampling import FakeMotion, FramePool, MotionPairs
 from gan.stylefile import read_style_info
-from gan.stylize import Stabilizer, stylize
+from gan.stabilize import Stabilizer
+from gan.stylize import stylize
 from gan.train import train
 
 WIDTH, HEIGHT = 96, 64
