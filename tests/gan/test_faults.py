@@ -199,7 +199,8 @@ def test_stylize_killed_leaves_only_complete_frames_and_a_rerun_works(model, pla
         time.sleep(0.002)
     code = worker.kill()
     names = check_output_folder(out)  # complete and decodable, no temporary files
-    assert code in (0, -signal.SIGKILL) and names, (wanted, code)
+    # killed mid-clip: the remaining frames cannot all be written between a poll and the kill
+    assert code == -signal.SIGKILL and wanted <= len(names) < 60, (wanted, code, len(names))
     kept = digest([out])
 
     rc, events, err = run_worker(StylizeJob(model=model, input=SourceSpec(clip),
@@ -310,6 +311,20 @@ def unwritable_folders(tmp_path):
             subprocess.run(["chattr", "-i", str(locked)], check=True)
 
 
+def folders_can_be_locked(tmp_path) -> bool:
+    """Whether `unwritable_folders` can make its permission case here: as any user but root, or
+    as root where the file system has the immutable attribute."""
+    if os.geteuid() != 0:
+        return True
+    probe = tmp_path / "lock probe"
+    probe.mkdir()
+    if not shutil.which("chattr") or subprocess.run(["chattr", "+i", str(probe)],
+                                                    capture_output=True).returncode != 0:
+        return False
+    subprocess.run(["chattr", "-i", str(probe)], check=True)
+    return True
+
+
 def test_output_folder_not_writable(model, clips, tmp_path):
     sources = digest([clips[0], model])
     seen = 0
@@ -318,7 +333,7 @@ def test_output_folder_not_writable(model, clips, tmp_path):
         job = StylizeJob(model=model, input=SourceSpec(clips[0], [0, 1]), output=folder)
         assert_failed_cleanly(*run_worker(job, tmp_path), *words)
         assert not os.path.isdir(folder) or os.listdir(folder) == []
-    assert seen >= 1
+    assert seen == 1 + folders_can_be_locked(tmp_path)  # every case this machine can make
     assert digest([clips[0], model]) == sources
 
 
@@ -398,4 +413,4 @@ def test_unwritable_style_folder_is_refused_before_training(clips, tmp_path):
             train(job, Reporter(), CancelToken())
         assert any(word in str(caught.value) for word in words), str(caught.value)
         assert not work.exists()  # refused before any training
-    assert seen >= 1
+    assert seen == 1 + folders_can_be_locked(tmp_path)  # every case this machine can make

@@ -1,6 +1,9 @@
 """Generator presets, tiling-safe inference, norm folding, the discriminator, style loading."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -9,6 +12,8 @@ import torch.nn as nn
 from gan import device as device_mod
 from gan import models, stylefile
 from gan.protocol import UserError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def active_generator(preset="draft", seed=0):
@@ -170,12 +175,12 @@ def test_load_generator_round_trip_and_bad_files(tmp_path):
 
 def test_device_choice():
     assert device_mod.pick_device("cpu") == torch.device("cpu")
-    auto = device_mod.pick_device("auto")
-    assert auto.type in ("cuda", "mps", "cpu")
-    if not torch.cuda.is_available():
-        with pytest.raises(UserError, match="cuda"):
-            device_mod.pick_device("cuda")
-    if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+    mps = hasattr(torch.backends, "mps") and torch.backends.mps.is_available()
+    expected = "cuda" if torch.cuda.is_available() else "mps" if mps else "cpu"
+    assert device_mod.pick_device("auto").type == expected  # the best device this machine has
+    if torch.cuda.is_available():
+        assert device_mod.pick_device("cuda") == torch.device("cuda")
+    if not mps:
         with pytest.raises(UserError, match="mps"):
             device_mod.pick_device("mps")
     with pytest.raises(UserError):
@@ -188,6 +193,27 @@ def test_device_choice():
     for wrong in ("cuda:", "cuda:x", "cuda:01", "cuda:-1"):
         with pytest.raises(UserError, match="unknown device"):
             device_mod.pick_device(wrong)
+
+
+def test_a_missing_gpu_is_refused_and_auto_falls_back():
+    """With no CUDA GPU visible (CUDA_VISIBLE_DEVICES empty, so this runs on a GPU machine
+    too), "cuda" and "cuda:0" are refused in one line and "auto" takes what is there."""
+    code = ("from gan import device\n"
+            "from gan.protocol import UserError\n"
+            "for name in ('cuda', 'cuda:0'):\n"
+            "    try:\n"
+            "        device.pick_device(name)\n"
+            "    except UserError as exc:\n"
+            "        print(exc)\n"
+            "print(device.pick_device('auto').type)\n")
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:2] == [f"device {name!r} was asked for, but this torch has no usable CUDA GPU"
+                         for name in ("cuda", "cuda:0")], lines
+    assert lines[2] in ("mps", "cpu") and len(lines) == 3, lines
 
 
 def test_dtype_choice(monkeypatch):

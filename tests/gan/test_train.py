@@ -193,9 +193,11 @@ def test_refusals_happen_before_training(clips, tmp_path):
     with pytest.raises(UserError):
         train(missing, Recorder(), CancelToken())
 
-    if not torch.cuda.is_available():
-        with pytest.raises(UserError, match="cuda"):
-            train(make_job(clips, tmp_path / "b.ganstyle", device="cuda"), Recorder(), CancelToken())
+    missing_gpu = f"cuda:{torch.cuda.device_count()}"  # one more GPU than there is, anywhere
+    with pytest.raises(UserError, match=missing_gpu):
+        train(make_job(clips, tmp_path / "b.ganstyle", device=missing_gpu), Recorder(),
+              CancelToken())
+    assert not (tmp_path / "b.ganstyle.work").exists()
 
     work = tmp_path / "c.ganstyle.work"
     work.mkdir()
