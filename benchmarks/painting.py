@@ -36,6 +36,8 @@ Columns:
                               along 128 fixed random directions per level (seeded: the same for
                               every contender). 0: the footage's own distance, 1: the painting's.
                               The patch route trains on a (randomly projected) form of this.
+  by level                    the patch closure at each of the 4 levels, full size to 1/8:
+                              where the texture is, or is missing
   texture closure (gradients) the same closure for a statistic no training optimises: the L1
                               distance between joint histograms of luminance gradient orientation
                               (8 bins, unsigned) and log magnitude (8 bins), at full and 1/2 size
@@ -152,13 +154,17 @@ class PatchTexture:
         return [sorted_patches(level, kernels, stride)
                 for level, kernels, stride in zip(levels, self.kernels, PATCH_STRIDES)]
 
-    def __call__(self, rgb: np.ndarray) -> float:
+    def levels(self, rgb: np.ndarray) -> np.ndarray:
+        """The distance at each pyramid level, full size first."""
         distances = []
         for ours, theirs in zip(self.sorted_levels(rgb), self.painting):
             # sets of different sizes: the painting's values read at the frame's quantiles
             positions = torch.linspace(0, theirs.shape[1] - 1, ours.shape[1]).round().long()
             distances.append(float((ours - theirs[:, positions]).pow(2).mean().sqrt()))
-        return float(np.mean(distances))
+        return np.array(distances)
+
+    def __call__(self, rgb: np.ndarray) -> float:
+        return float(self.levels(rgb).mean())
 
 
 ORIENTATION_BINS = 8
@@ -207,6 +213,8 @@ class Scorer:
         self.distances = {"patch": PatchTexture(painting), "gradients": GradientTexture(painting)}
         self.footage = {name: self.mean_distance(name, held_out) for name in self.distances}
         self.footage_warp = warping_error(held_out, held_out)
+        self.patch = self.distances["patch"]
+        self.footage_levels = np.mean([self.patch.levels(frame) for frame in held_out], axis=0)
 
     def mean_distance(self, name: str, frames: list[np.ndarray]) -> float:
         return float(np.mean([self.distances[name](frame) for frame in frames]))
@@ -217,6 +225,9 @@ class Scorer:
         scores["ssim"] = float(np.mean([ssim(small_luma(o), small_luma(i))
                                         for o, i in zip(outputs, self.held_out)]))
         scores["warp"] = warping_error(outputs, self.held_out) / self.footage_warp
+        # Where the texture is (or is missing): the patch closure at each level, full size first
+        levels = np.mean([self.patch.levels(output) for output in outputs], axis=0)
+        scores["levels"] = 1 - levels / self.footage_levels
         return scores
 
 
@@ -323,13 +334,16 @@ def print_table(rows: list[tuple[Result, dict]], args, clip: str, held_count: in
           f" painting {os.path.basename(args.painting)}, fps over {args.fps_frames} frames at "
           f"{FPS_SIZE[0]}x{FPS_SIZE[1]}, torch threads {torch.get_num_threads()}, peer "
           f"onnxruntime threads {args.peer_threads}\n")
-    print("| contender | texture closure (patch) | texture closure (gradients) | structure SSIM "
-          "| warp ratio | fps 1080p | steps | train s |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| contender | texture closure (patch) | by level (full size to 1/8) "
+          "| texture closure (gradients) | structure SSIM | warp ratio | fps 1080p | steps "
+          "| train s |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for result, s in rows:
         steps = "" if result.steps is None else str(result.steps)
         train_s = "" if result.train_s is None else f"{result.train_s:.0f}"
-        print(f"| {result.name} | {s['patch']:.3f} | {s['gradients']:.3f} | {s['ssim']:.3f} | "
+        by_level = " / ".join(f"{v:.2f}" for v in s["levels"])
+        print(f"| {result.name} | {s['patch']:.3f} | {by_level} | {s['gradients']:.3f} | "
+              f"{s['ssim']:.3f} | "
               f"{s['warp']:.2f} | {result.fps:.2f} | {steps} | {train_s} |")
     print()
 
@@ -435,9 +449,10 @@ def run(clip: str, work: str, args) -> None:
     def score(result: Result) -> None:
         scores = scorer(result.outputs)
         rows.append((result, scores))
-        print(f"  {result.name}: patch {scores['patch']:.3f}, gradients {scores['gradients']:.3f}"
-              f", SSIM {scores['ssim']:.3f}, warp {scores['warp']:.2f}, {result.fps:.2f} fps",
-              file=sys.stderr, flush=True)
+        by_level = " / ".join(f"{v:.2f}" for v in scores["levels"])
+        print(f"  {result.name}: patch {scores['patch']:.3f} ({by_level}), gradients "
+              f"{scores['gradients']:.3f}, SSIM {scores['ssim']:.3f}, warp {scores['warp']:.2f}, "
+              f"{result.fps:.2f} fps", file=sys.stderr, flush=True)
 
     for name, function in functions.items():
         score(frame_function_result(name, function, held_out, big_frames, work))

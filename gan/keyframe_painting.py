@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 import torch
 
-from .fileio import atomic_write
 from .frames import FrameSourceError
+from .images import to_images, to_tensor, write_image
 from .patch_distribution import synthesize
 from .protocol import CancelledError, CancelToken, KeyframeSpec, Reporter, SourceSpec
 from .sampling import FramePool
@@ -50,7 +50,8 @@ def frame_choice(pool: FramePool, count: int) -> list[tuple[int, int, np.ndarray
     return [(source, index, frame) for (source, index), frame in chosen.items()]
 
 
-def style_images(pool: FramePool, side: int, stroke_scale: float) -> torch.Tensor:
+def style_images(pool: FramePool, side: int, stroke_scale: float, device: torch.device
+                 ) -> torch.Tensor:
     """Up to STYLE_FRAMES style frames at the painting scale: short side `side` x stroke_scale
     (the style image fitted to the footage frame, as training sees it), as one NCHW batch."""
     frames = []
@@ -62,7 +63,7 @@ def style_images(pool: FramePool, side: int, stroke_scale: float) -> torch.Tenso
     size = (max(16, round(width * scale)), max(16, round(height * scale)))
     resized = [cv2.resize(f, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
                for f in frames]
-    return _tensor(np.stack(resized))
+    return to_tensor(np.stack(resized), device)
 
 
 def paint_frame(frame: np.ndarray, style: torch.Tensor, steps: int, cancel: CancelToken
@@ -72,11 +73,11 @@ def paint_frame(frame: np.ndarray, style: torch.Tensor, steps: int, cancel: Canc
     scale = min(1.0, PAINT_SIDE / min(height, width))
     small = cv2.resize(frame, (max(16, round(width * scale)), max(16, round(height * scale))),
                        interpolation=cv2.INTER_AREA)
-    painted = synthesize(_tensor(small[None]), style, steps=steps, lr=PAINT_LR,
+    painted = synthesize(to_tensor(small[None], style.device), style, steps=steps, lr=PAINT_LR,
                          levels=PAINT_LEVELS, should_stop=lambda: cancel.requested)
     if cancel.requested:
         raise CancelledError("training stopped while painting keyframes; resume to continue")
-    image = (painted[0].permute(1, 2, 0).numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
+    image = to_images(painted)[0]
     if image.shape[:2] != (height, width):
         image = cv2.resize(image, (width, height), interpolation=cv2.INTER_CUBIC)
     return image
@@ -84,9 +85,10 @@ def paint_frame(frame: np.ndarray, style: torch.Tensor, steps: int, cancel: Canc
 
 def paint_keyframes(footage: list[SourceSpec], content: FramePool, style: FramePool, count: int,
                     work_dir: str, stroke_scale: float, steps: int, reporter: Reporter,
-                    cancel: CancelToken) -> list[KeyframeSpec]:
-    """Paint `count` footage frames with `steps` optimisation steps each (or reuse those
-    painted before in `work_dir`): the keyframes to learn from."""
+                    cancel: CancelToken, device: torch.device
+                    ) -> list[KeyframeSpec]:
+    """Paint `count` footage frames with `steps` optimisation steps each on `device` (or reuse
+    those painted before in `work_dir`): the keyframes to learn from."""
     folder = os.path.join(work_dir, FOLDER)
     os.makedirs(folder, exist_ok=True)
     choice = frame_choice(content, count)
@@ -96,18 +98,10 @@ def paint_keyframes(footage: list[SourceSpec], content: FramePool, style: FrameP
         path = os.path.join(folder, f"source{source}_frame{index:06d}.png")
         if not os.path.isfile(path):
             if style_batch is None:
-                style_batch = style_images(style, PAINT_SIDE, stroke_scale)
+                style_batch = style_images(style, PAINT_SIDE, stroke_scale, device)
             reporter.emit("log", message=f"painting keyframe {n + 1} of {len(choice)} with the "
                                          "style's patches")
             painted = paint_frame(frame, style_batch, steps, cancel)
-            ok, data = cv2.imencode(".png", cv2.cvtColor(painted, cv2.COLOR_RGB2BGR))
-            if not ok:
-                raise OSError(f"cannot encode {path}")
-            atomic_write(path, lambda handle: handle.write(data.tobytes()), overwrite=True)
+            write_image(path, painted, overwrite=True)
         specs.append(KeyframeSpec(footage[source].path, index, path))
     return specs
-
-
-def _tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 NHWC -> float NCHW in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0

@@ -53,6 +53,7 @@ from . import distributed
 from . import losses, models
 from .fileio import atomic_write
 from .frames import FrameSourceError
+from .images import to_images, to_tensor, write_image
 from .keyframe_painting import PAINT_SIDE, paint_keyframes
 from .patch_distribution import PatchDistributionLoss
 from .protocol import (CancelledError, CancelToken, ProgressMeter, Reporter, SourceSpec, TrainJob,
@@ -155,20 +156,6 @@ def settings_for(job: TrainJob, auto_keyframes: int = 0) -> Settings:
     return settings
 
 
-# -- tensors ------------------------------------------------------------------------------------
-
-def to_tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 NHWC -> float NCHW in [0, 1], channels_last (the fast layout for convolutions)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2)
-    return (tensor.float() / 255.0).contiguous(memory_format=torch.channels_last)
-
-
-def to_images(tensor: torch.Tensor) -> np.ndarray:
-    """float NCHW in [0, 1] -> uint8 NHWC."""
-    array = tensor.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
-    return (array * 255.0 + 0.5).astype(np.uint8)
-
-
 def _pooled(images: torch.Tensor, size: int) -> torch.Tensor:
     return images if size <= 1 else F.avg_pool2d(images, size)
 
@@ -231,13 +218,6 @@ def preview_inputs(pool: FramePool) -> np.ndarray:
     out_h = max(4, int(round(PREVIEW_WIDTH * height / width / 4)) * 4)
     return np.stack([cv2.resize(f, (PREVIEW_WIDTH, out_h), interpolation=cv2.INTER_AREA)
                      for f in frames])
-
-
-def write_png(path: str, rgb: np.ndarray) -> None:
-    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise OSError(f"cannot encode {path}")
-    atomic_write(path, lambda handle: handle.write(data.tobytes()), overwrite=True)
 
 
 LOSS_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
@@ -648,9 +628,9 @@ class Trainer:
                                  self.autocast)
         rows = [np.hstack([inp, out]) for inp, out in zip(self.preview_inputs, outputs)]
         path = os.path.join(self.work_dir, f"preview_{self.step:07d}.png")
-        write_png(path, np.vstack(rows))
-        write_png(os.path.join(self.work_dir, LOSS_PLOT_NAME),
-                  draw_loss_plot(self.history, self.history_steps))
+        write_image(path, np.vstack(rows), overwrite=True)
+        write_image(os.path.join(self.work_dir, LOSS_PLOT_NAME),
+                    draw_loss_plot(self.history, self.history_steps), overwrite=True)
         self.reporter.emit("preview", path=path, step=self.step)
 
     def thumbnail(self) -> np.ndarray:
@@ -741,7 +721,8 @@ class Trainer:
         try:
             painted = paint_keyframes(self.footage_specs(), self.content, self.style,
                                       self.auto_keyframes, self.work_dir, job.stroke_scale,
-                                      self.settings.paint_steps, self.reporter, self.cancel)
+                                      self.settings.paint_steps, self.reporter, self.cancel,
+                                      self.device)
         except CancelledError:
             self.save_checkpoint()  # resumable: the frames painted so far are kept too
             raise
