@@ -29,7 +29,10 @@ import bpy
 from bpy.props import BoolProperty, IntProperty
 
 from ..gan import fileio, protocol, stylefile
-from . import compat, farm, jobs, options, runner, storage
+from ..vse import compat, jobs, options, storage
+from ..vse.errors import UserError
+from ..vse.job import DONE, Job, Step
+from . import farm
 
 FRAME_PATTERN = "frame_{:06d}.png"
 FIRST_NUMBER = 1
@@ -157,7 +160,7 @@ def start(operator, context, scene, strips, frame_range) -> set[str]:
                                                        strips, frame_range))
 
 
-def _prepare(operator, context, scene, strips, frame_range, work_dir) -> runner.Job:
+def _prepare(operator, context, scene, strips, frame_range, work_dir) -> Job:
     style_path = jobs.chosen_style(context, scene, operator.style)
     info = stylefile.read_style_info(style_path)  # a broken file stops here, with its reason
     style_name = jobs.style_label(style_path)
@@ -165,7 +168,7 @@ def _prepare(operator, context, scene, strips, frame_range, work_dir) -> runner.
         strips = [s for s in strips if compat.left_handle(s) < frame_range[1]
                   and frame_range[0] < compat.right_handle(s)]
         if not strips:
-            raise jobs.PrepareError("No selected strip has frames in the chosen range")
+            raise UserError("No selected strip has frames in the chosen range")
 
     sources = jobs.plan_sources(scene, strips, frame_range)
     out_parent, relative = storage.output_parent(bpy.data.filepath)
@@ -181,9 +184,9 @@ def _prepare(operator, context, scene, strips, frame_range, work_dir) -> runner.
                 folder, new = _frames_folder(out_parent, f"{storage.safe_name(strip.name)}_"
                                              f"{storage.safe_name(style_name)}", key)
             except OSError as exc:
-                raise storage.FolderError(
-                    f"Cannot create a folder for the stylized frames in {out_parent}: "
-                    f"{exc.strerror or exc}; {storage.output_hint(relative)}") from None
+                raise UserError(
+                                f"Cannot create a folder for the stylized frames in {out_parent}: "
+                                f"{exc.strerror or exc}; {storage.output_hint(relative)}") from None
             if new:
                 created.append(folder)
             names = output_files(source.count)
@@ -197,7 +200,7 @@ def _prepare(operator, context, scene, strips, frame_range, work_dir) -> runner.
         for folder in created:
             shutil.rmtree(folder, ignore_errors=True)
         raise
-    job = runner.Job("apply", scene, f"Apply '{style_name}'", steps, work_dir,
+    job = Job("apply", scene, f"Apply '{style_name}'", steps, work_dir,
                      storage.worker_python(context), on_success=_add_strips, cleanup=_cleanup,
                      claims=[r["folder"] for r in records])
     job.data = {"records": records, "style_path": style_path, "style_name": style_name,
@@ -206,12 +209,12 @@ def _prepare(operator, context, scene, strips, frame_range, work_dir) -> runner.
 
 
 def _steps(scene, strip, source, missing: list[int], folder: str, work_dir: str,
-           style_path: str, settings: dict, device: str) -> list[runner.Step]:
+           style_path: str, settings: dict, device: str) -> list[Step]:
     """Render steps (strips Blender draws) and one worker run per unbroken run of missing
     frames, numbered by timeline position so that resumed frames land in their places."""
     if not missing:
         return []
-    steps: list[runner.Step] = []
+    steps: list[Step] = []
     rendered: dict[int, str] = {}
     if source.method == "RENDER":
         render_dir = storage.reserve_folder(work_dir, "render_" + storage.safe_name(strip.name))
@@ -227,7 +230,7 @@ def _steps(scene, strip, source, missing: list[int], folder: str, work_dir: str,
             model=style_path, input=spec, output=folder, mix=settings["mix"], device=device,
             format="png", first_number=FIRST_NUMBER + run[0], stabilize=settings["stabilize"],
             stroke_scale=settings["stroke_scale"])
-        steps.append(runner.Step(protocol.job_to_dict(job), f"'{strip.name}'{left}",
+        steps.append(Step(protocol.job_to_dict(job), f"'{strip.name}'{left}",
                                  weight=len(run), subject=f"Strip '{strip.name}'"))
     return steps
 
@@ -322,7 +325,7 @@ def _plain(value):
     return tuple(value) if hasattr(value, "__len__") and not isinstance(value, str) else value
 
 
-def _add_strips(job: runner.Job) -> str:
+def _add_strips(job: Job) -> str:
     """Completion (main thread): check every frame and channel first, then add all strips."""
     records = job.data["records"]
     for record in records:
@@ -422,10 +425,10 @@ def _new_strip(container, channel: int, record: dict, data: dict):
     return strip
 
 
-def _cleanup(job: runner.Job) -> None:
+def _cleanup(job: Job) -> None:
     """A cancelled or failed job keeps the frames it finished (Apply again resumes); folders
     in which no frame was finished are removed (this job created or marked them)."""
-    if job.state == runner.DONE or job.data.get("keep_output"):
+    if job.state == DONE or job.data.get("keep_output"):
         return
     kept = []
     for record in job.data.get("records", ()):

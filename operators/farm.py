@@ -24,8 +24,9 @@ import tempfile
 import bpy
 from bpy.props import BoolProperty, IntProperty, StringProperty
 
-from ..gan import farm, protocol, stylefile
-from . import compat, jobs, library, options, storage, strip_source
+from ..gan import farm, stylefile
+from ..vse import compat, errors, jobs, library, options, storage, strip_source
+from ..vse.errors import UserError
 
 RECORDS = "gan_style_farm"
 DEFAULT_DIRECTORY = "//gan_style/farm/"
@@ -40,7 +41,7 @@ def _frame_range(op):
     if not op.use_frame_range:
         return None, None
     if op.frame_end < op.frame_start:
-        raise jobs.PrepareError("The frame range ends before it starts")
+        raise UserError("The frame range ends before it starts")
     return op.frame_start, op.frame_end + 1
 
 
@@ -71,8 +72,8 @@ def _farm_source(source, output: str, render_dir: str | None) -> tuple[farm.Farm
     if source.method == "IMAGE":
         folder = os.path.dirname(source.path[0])
         if any(os.path.dirname(p) != folder for p in source.path):
-            raise jobs.PrepareError(f"Strip '{source.strip_name}': its images are not in one "
-                                    "folder")
+            raise UserError(f"Strip '{source.strip_name}': its images are not in one "
+                            "folder")
         run = farm.FarmSource(source.strip_name, folder, 0, len(source.path) - 1, output,
                               files=[os.path.basename(p) for p in source.path])
         return run, files
@@ -135,12 +136,8 @@ class SEQUENCER_OT_gan_style_export_farm_job(bpy.types.Operator):
             return {'CANCELLED'}
         try:
             message = self._export(context, scene, strips)
-        except (*jobs.USER_ERRORS, protocol.UserError) as exc:
-            self.report({'ERROR'}, str(exc))
-            return {'CANCELLED'}
-        except OSError as exc:
-            self.report({'ERROR'}, f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
-            return {'CANCELLED'}
+        except errors.EXPECTED as exc:
+            return errors.report(self, exc)
         self.report({'INFO'}, message)
         return {'FINISHED'}
 
@@ -157,8 +154,8 @@ class SEQUENCER_OT_gan_style_export_farm_job(bpy.types.Operator):
         if not bpy.data.filepath and not (os.path.isabs(self.directory)
                                           and (not self.output_directory
                                                or os.path.isabs(self.output_directory))):
-            raise jobs.PrepareError("Save the .blend first, or choose absolute job and output "
-                                    "folders")
+            raise UserError("Save the .blend first, or choose absolute job and output "
+                            "folders")
         parent = storage.check_writable(storage.absolute(self.directory), "the farm job",
                                         "choose another job folder")
         blend_name = os.path.splitext(os.path.basename(bpy.data.filepath))[0] or "untitled"
@@ -205,7 +202,7 @@ def _free_name(parent: str, name: str) -> str:
         candidate = os.path.join(parent, name if number == 1 else f"{name}_{number}")
         if not os.path.lexists(candidate) and not os.path.lexists(candidate + "_frames"):
             return candidate
-    raise jobs.PrepareError(f"No free folder name for {name!r} in {parent}")
+    raise UserError(f"No free folder name for {name!r} in {parent}")
 
 
 # -- Apply: frames a farm finished ---------------------------------------------------------------
@@ -225,7 +222,7 @@ def add_finished_strips(operator, context, scene, strips, frame_range) -> list:
         info = stylefile.read_style_info(style_path)
         start, end = frame_range or (None, None)
         digest = farm.file_digest(style_path)
-    except (*jobs.USER_ERRORS, OSError):
+    except errors.EXPECTED:
         return strips  # Apply itself reports the problem
     settings = _settings(operator)
     data = {"style_path": style_path, "style_name": jobs.style_label(style_path),
@@ -234,7 +231,7 @@ def add_finished_strips(operator, context, scene, strips, frame_range) -> list:
     for strip in strips:
         try:
             source = strip_source.plan(scene, strip, start, end)
-        except strip_source.SourceError:
+        except UserError:
             remaining.append(strip)
             continue
         found = records.get(farm_key(source, digest, settings))

@@ -2,9 +2,9 @@
 
 Nothing is added to the timeline: the frame is written to the add-on's user folder and shown in
 the Style panel and as the image datablock "GAN Style Preview" (open it in an Image Editor).
-Previews run on the serving worker (`runner.ServedRun`): it stays alive between previews with
+Previews run on the serving worker (`worker.ServedRun`): it stays alive between previews with
 the style loaded, so only the first one pays for starting Python, importing torch and loading
-the model. It exits after `runner.PREVIEW_IDLE_S` without work, and when Blender quits, the
+the model. It exits after `worker.PREVIEW_IDLE_S` without work, and when Blender quits, the
 add-on is disabled or another file is loaded.
 """
 
@@ -17,7 +17,8 @@ import shutil
 import bpy
 
 from ..gan import protocol
-from . import compat, jobs, options, runner, storage
+from ..vse import compat, jobs, options, storage
+from ..vse.job import DONE, Job, Step
 
 PREVIEW_IMAGE = "GAN Style Preview"
 KEEP_PREVIEWS = 3  # preview folders kept in the user folder (older ones are removed)
@@ -63,7 +64,7 @@ class SEQUENCER_OT_gan_style_preview(bpy.types.Operator):
         return jobs.run(self, scene, functools.partial(self._prepare, context, scene, strip,
                                                        frame))
 
-    def _prepare(self, context, scene, strip, frame: int, work_dir: str) -> runner.Job:
+    def _prepare(self, context, scene, strip, frame: int, work_dir: str) -> Job:
         style_path = jobs.chosen_style(context, scene, self.style)
         style_name = jobs.style_label(style_path)
         (source,) = jobs.strip_sources(scene, [strip], work_dir, (frame, frame + 1))
@@ -74,16 +75,16 @@ class SEQUENCER_OT_gan_style_preview(bpy.types.Operator):
             model=style_path, input=protocol.SourceSpec(**source.spec()), output=folder,
             mix=float(self.mix), device=storage.device(context), format="png", first_number=1,
             stroke_scale=float(self.stroke_scale))
-        step = runner.Step(protocol.job_to_dict(job), f"'{strip.name}' frame {frame}",
+        step = Step(protocol.job_to_dict(job), f"'{strip.name}' frame {frame}",
                            subject=f"Strip '{strip.name}'")
-        preview = runner.Job("preview", scene, f"Preview '{style_name}'", [step], work_dir,
+        preview = Job("preview", scene, f"Preview '{style_name}'", [step], work_dir,
                              storage.worker_python(context), on_success=_show, cleanup=_cleanup,
                              claims=(folder,), served=True)
         preview.data = {"folder": folder, "label": f"'{strip.name}' frame {frame}, {style_name}"}
         return preview
 
 
-def _show(job: runner.Job) -> str:
+def _show(job: Job) -> str:
     """Completion: load the frame into the preview image and remember it for the panel."""
     folder = job.data["folder"]
     names = [n for n in os.listdir(folder) if not n.startswith(".")]
@@ -102,8 +103,8 @@ def _show(job: runner.Job) -> str:
            f"'{PREVIEW_IMAGE}' in an Image Editor"
 
 
-def _cleanup(job: runner.Job) -> None:
-    if job.state != runner.DONE:
+def _cleanup(job: Job) -> None:
+    if job.state != DONE:
         shutil.rmtree(job.data.get("folder", ""), ignore_errors=True)
 
 

@@ -21,7 +21,9 @@ from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProp
                        IntProperty, StringProperty)
 
 from ..gan import protocol
-from . import compat, jobs, keyframes, library, options, runner, storage
+from ..vse import compat, jobs, keyframes, library, options, storage
+from ..vse.errors import UserError
+from ..vse.job import Job, RenderStep, Step
 
 PRESET_ITEMS = (
     ('draft', "Draft", "Small and fast: minutes on a CPU"),
@@ -109,25 +111,25 @@ class SEQUENCER_OT_gan_style_train(bpy.types.Operator):
                 "temporal_weight": self.temporal_weight, "stroke_scale": self.stroke_scale,
                 "learn_strokes": self.learn_strokes}
 
-    def _prepare(self, context, scene, settings: dict, work_dir: str) -> runner.Job:
+    def _prepare(self, context, scene, settings: dict, work_dir: str) -> Job:
         name = settings["name"].strip()
         if not name:
-            raise jobs.PrepareError("Give the new style a name")
+            raise UserError("Give the new style a name")
         if name != storage.safe_name(name, limit=200):
-            raise jobs.PrepareError(f"'{name}' cannot be a style name: use letters, digits, "
-                                    "'-', '_' and '.'")
+            raise UserError(f"'{name}' cannot be a style name: use letters, digits, "
+                            "'-', '_' and '.'")
         try:
             lib = storage.library_dir(context)
         except OSError as exc:
-            raise jobs.PrepareError(f"Cannot create the style library folder: "
-                                    f"{exc.strerror or exc}: {exc.filename or ''}; choose "
-                                    "another folder in the add-on preferences") from None
+            raise UserError(f"Cannot create the style library folder: "
+                            f"{exc.strerror or exc}: {exc.filename or ''}; choose "
+                            "another folder in the add-on preferences") from None
         storage.check_writable(lib, "the style", "choose another style library folder in the "
                                "add-on preferences")
         out = storage.style_path_in_library(lib, name)
         if os.path.exists(out):
-            raise jobs.PrepareError(f"A style named '{name}' exists already: choose another "
-                                    "name, or rename or remove that style")
+            raise UserError(f"A style named '{name}' exists already: choose another "
+                            "name, or rename or remove that style")
         training = storage.training_dir(lib, name)
         checkpoint = library.unfinished_training(lib, name)
         resume = bool(checkpoint) and settings["resume"]
@@ -145,18 +147,18 @@ class SEQUENCER_OT_gan_style_train(bpy.types.Operator):
                      for k in keyframes.find(scene, strip, exclude=style_names)]
             keyframes.check_files(found)
         if not style_strips and not style_file and not found:
-            raise jobs.PrepareError("Choose a style source: a strip, an image/video file, or "
-                                    "painted keyframes above the footage")
+            raise UserError("Choose a style source: a strip, an image/video file, or "
+                            "painted keyframes above the footage")
         if not content_strips:
-            raise jobs.PrepareError("Select the content strips (the footage the style is for)")
+            raise UserError("Select the content strips (the footage the style is for)")
 
-        renders: list[runner.RenderStep] = []  # strips Blender draws, before the training
+        renders: list[RenderStep] = []  # strips Blender draws, before the training
         style_specs = [protocol.SourceSpec(**s.spec()) for s in
                        jobs.strip_sources(scene, style_strips, work_dir, render_steps=renders)]
         if style_file:
             path = storage.absolute(style_file)
             if not os.path.exists(path):
-                raise jobs.PrepareError(f"Style file not found: {path}")
+                raise UserError(f"Style file not found: {path}")
             style_specs.append(protocol.SourceSpec(path))
         content_specs = [protocol.SourceSpec(**s.spec()) for s in
                          jobs.strip_sources(scene, content_strips, work_dir, render_steps=renders)]
@@ -176,7 +178,7 @@ class SEQUENCER_OT_gan_style_train(bpy.types.Operator):
             stroke_scale=float(settings["stroke_scale"]),
             auto_keyframes=None if settings["learn_strokes"] else 0)
         label = "resuming" if resume else "training"
-        job = runner.Job("train", scene, f"Train '{name}'", [*renders, runner.Step(
+        job = Job("train", scene, f"Train '{name}'", [*renders, Step(
             protocol.job_to_dict(train_job), label)], work_dir, storage.worker_python(context),
             on_success=_finished, claims=(out, training))
         job.data = {"name": name, "out": out, "training": training, "resumed": resume,
@@ -196,11 +198,11 @@ def default_content(scene, style_names=frozenset()) -> list:
 def _strip(scene, name: str, role: str):
     strip = compat.find_strip(scene, name)
     if strip is None:
-        raise jobs.PrepareError(f"No strip named '{name}' ({role} strip) in scene '{scene.name}'")
+        raise UserError(f"No strip named '{name}' ({role} strip) in scene '{scene.name}'")
     return strip
 
 
-def _finished(job: runner.Job) -> str:
+def _finished(job: Job) -> str:
     """Completion (main thread): the style file is in the library; training state is dropped."""
     out = job.data["out"]
     if not os.path.isfile(out):

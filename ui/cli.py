@@ -39,7 +39,8 @@ import sys
 import bpy
 
 from ..gan import protocol
-from . import compat, library, storage
+from ..vse import compat, library, storage
+from ..vse.errors import UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 COMMAND = "gan_style"
@@ -157,7 +158,7 @@ def main(argv) -> int:
         if args.command == "farm-job":
             return _farm_job(scene, args)
         return _train(scene, args)
-    except (RuntimeError, library.LibraryError, OSError, ValueError) as exc:
+    except (RuntimeError, UserError, OSError, ValueError) as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
 

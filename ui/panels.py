@@ -7,8 +7,10 @@ import os
 import bpy
 
 from ..gan import protocol
-from ..operators import (apply, compat, keyframes, library, preview, runner, storage,
-                         strip_source, train)
+from ..operators import apply, preview, train
+from ..vse import compat, keyframes, library, notify, scheduler, storage
+from ..vse.errors import UserError
+from ..vse.job import DONE, FAILED, Job
 from . import prefs, previews, props
 
 
@@ -22,7 +24,7 @@ class SequencerStylePanel:
         return compat.sequencer_scene(context) is not None
 
 
-def draw_job(layout, job: runner.Job) -> None:
+def draw_job(layout, job: Job) -> None:
     """Progress, ETA, loss, preview and Cancel of a running job; the result of a finished one."""
     box = layout.box()
     if job.active:
@@ -47,17 +49,17 @@ def draw_job(layout, job: runner.Job) -> None:
         else:
             box.operator("sequencer.gan_style_cancel", icon='CANCEL', text="Cancel")
         return
-    icon = {runner.DONE: 'CHECKMARK', runner.FAILED: 'ERROR'}.get(job.state, 'CANCEL')
+    icon = {DONE: 'CHECKMARK', FAILED: 'ERROR'}.get(job.state, 'CANCEL')
     row = box.row()
     row.label(text=f"{job.title}: {job.status}", icon=icon)
     row.operator("sequencer.gan_style_dismiss", text="", icon='X', emboss=False)
     column = box.column(align=True)
-    for line in runner._wrap(job.message, 42)[:8]:
+    for line in notify.wrap(job.message, 42)[:8]:
         column.label(text=line)
 
 
-def _job_of_kind(context, kind: str) -> runner.Job | None:
-    job = runner.job_for(compat.sequencer_scene(context))
+def _job_of_kind(context, kind: str) -> Job | None:
+    job = scheduler.job_for(compat.sequencer_scene(context))
     return job if job is not None and job.kind == kind else None
 
 
@@ -88,7 +90,7 @@ class SEQUENCER_PT_gan_style_apply(SequencerStylePanel, bpy.types.Panel):
         strips = [s for s in compat.selected_strips(scene) if compat.is_visual(s)]
         if not strips and compat.is_visual(compat.active_strip(scene)):
             strips = [compat.active_strip(scene)]
-        job = runner.job_for(scene)
+        job = scheduler.job_for(scene)
         column = layout.column()
         column.enabled = bool(strips and style_name) and not (job and job.active)
         text = f"Apply to {len(strips)} strips" if len(strips) > 1 else "Apply to Strip"
@@ -121,7 +123,7 @@ class SEQUENCER_PT_gan_style_apply(SequencerStylePanel, bpy.types.Panel):
             op.stroke_scale = settings.stroke_scale
         if not strips:
             layout.label(text="Select the strips to stylize", icon='INFO')
-        job = runner.job_for(scene)
+        job = scheduler.job_for(scene)
         if job is not None and job.kind in ("apply", "preview"):
             draw_job(layout, job)
         shown = preview.latest(scene)
@@ -166,7 +168,7 @@ class SEQUENCER_PT_gan_style_train(SequencerStylePanel, bpy.types.Panel):
         if settings.train_use_keyframes:
             column = layout.column(align=True)
             for text, icon in lines:
-                for number, line in enumerate(runner._wrap(text, 48)):
+                for number, line in enumerate(notify.wrap(text, 48)):
                     column.label(text=line if number == 0 else f"    {line}",
                                  icon=icon if number == 0 else 'BLANK1')
             row = layout.row(align=True)
@@ -185,7 +187,7 @@ class SEQUENCER_PT_gan_style_train(SequencerStylePanel, bpy.types.Panel):
             layout.label(text=f"'{name}' exists in the library: choose another name", icon='ERROR')
         elif library.unfinished_training(lib, name):
             layout.label(text="Continues the unfinished training of this name", icon='RECOVER_LAST')
-        job = runner.job_for(scene)
+        job = scheduler.job_for(scene)
         row = layout.row()
         row.enabled = not (job and job.active) and bool(content) and bool(
             style_strip or settings.train_style_path or found)
@@ -208,7 +210,7 @@ def keyframe_lines(scene, strips, exclude=()) -> list[tuple[str, str]]:
             continue
         try:
             found.append((strip, keyframes.find(scene, strip, exclude)))
-        except strip_source.SourceError as exc:
+        except UserError as exc:
             lines.append((str(exc), 'ERROR'))
     with_keys = [(strip, keys) for strip, keys in found if keys]
     for strip, keys in with_keys:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
-from ..operators import deps, installer, library, storage
+from ..vse import deps, installer, library, storage
 
 
 def _library_changed(_self, context):

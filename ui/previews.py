@@ -12,7 +12,7 @@ import os
 
 import bpy.utils.previews
 
-from ..operators import storage
+from ..vse import storage
 
 _collection = None
 _preview_keys: list[str] = []

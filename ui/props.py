@@ -7,7 +7,7 @@ from bpy.props import (CollectionProperty, EnumProperty, FloatProperty, IntPrope
                        PointerProperty, StringProperty, BoolProperty)
 
 from ..gan import protocol
-from ..operators import library, options, storage
+from ..vse import library, options, storage
 from ..operators.train import PRESET_ITEMS
 from . import previews
 

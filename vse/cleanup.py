@@ -20,9 +20,8 @@ import shutil
 from dataclasses import dataclass
 
 import bpy
-from bpy.props import BoolProperty, StringProperty
 
-from . import compat, runner, storage
+from . import compat, scheduler, storage
 
 FRAMES, TRAINING = "frames", "training"
 _BLEND_MAGIC, _GZIP_MAGIC, _ZSTD_MAGIC = b"BLENDER", b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
@@ -86,7 +85,7 @@ def used_paths() -> set[str]:
 def _claimed() -> set[str]:
     """Folders and files running jobs write (their claims and scratch folders)."""
     claimed = set()
-    for job in runner.running_jobs():
+    for job in scheduler.running_jobs():
         claimed.update(_key(p) for p in job.claims)
         if job.work_dir:
             claimed.add(_key(job.work_dir))
@@ -212,74 +211,3 @@ def remove(items: list[Leftover], context=None) -> tuple[list[Leftover], list[st
             continue
         removed.append(item)
     return removed, errors
-
-
-# -- the operator -----------------------------------------------------------------------------
-
-
-class SEQUENCER_OT_gan_style_clean_up(bpy.types.Operator):
-    """Remove stylized frame folders that no strip of this file uses any more and unfinished
-    trainings, after listing them with their size"""
-    bl_idname = "sequencer.gan_style_clean_up"
-    bl_label = "Clean Up"
-    bl_options = {'REGISTER'}  # removed files cannot be undone
-
-    dry_run: BoolProperty(name="List Only", description="List what would be removed, remove "
-                          "nothing", default=False, options={'SKIP_SAVE'})
-    # What the confirmation dialog listed: only that is removed (one path a line).
-    shown: StringProperty(options={'HIDDEN', 'SKIP_SAVE'})
-    notes: StringProperty(options={'HIDDEN', 'SKIP_SAVE'})
-
-    def invoke(self, context, _event):
-        items, notes = find_leftovers(context)
-        if not items:
-            self.report({'INFO'}, "Nothing to clean up" + (f" ({'; '.join(notes)})"
-                                                            if notes else ""))
-            return {'FINISHED'}
-        self.shown = "\n".join(f"{i.size}\t{i.kind}\t{i.path}" for i in items)
-        self.notes = "\n".join(notes)
-        return context.window_manager.invoke_props_dialog(self, width=520)
-
-    def _shown(self) -> list[Leftover]:
-        """What invoke found (sizes included: the dialog redraws often, walking is slow)."""
-        items = []
-        for line in self.shown.splitlines():
-            size, kind, path = line.split("\t", 2)
-            items.append(Leftover(path, kind, int(size)))
-        return items
-
-    def draw(self, _context):
-        items = self._shown()
-        column = self.layout.column(align=True)
-        column.label(text="Remove these folders? This cannot be undone.", icon='TRASH')
-        for item in items:
-            column.label(text=item.label, icon='FILE_FOLDER')
-        column.label(text=f"Total: {human_size(sum(i.size for i in items))}")
-        for note in self.notes.splitlines():
-            column.label(text=note, icon='INFO')
-
-    def execute(self, context):
-        items, notes = find_leftovers(context)
-        if self.shown:  # only what the dialog listed, if it still is a leftover
-            shown = {i.path for i in self._shown()}
-            items = [i for i in items if i.path in shown]
-        for note in notes:
-            self.report({'INFO'}, note)
-        if self.dry_run:
-            for item in items:
-                self.report({'INFO'}, f"{item.label}: {item.path}")
-            self.report({'INFO'}, f"{len(items)} folder(s), "
-                                  f"{human_size(sum(i.size for i in items))}: nothing removed")
-            return {'FINISHED'}
-        removed, errors = remove(items, context)
-        for item in removed:
-            self.report({'INFO'}, f"Removed {item.path} ({human_size(item.size)})")
-        if errors:
-            self.report({'ERROR'}, f"Could not remove {len(errors)} folder(s): {errors[0]}")
-            return {'CANCELLED'}
-        self.report({'INFO'}, f"Cleaned up {len(removed)} folder(s), "
-                              f"{human_size(sum(i.size for i in removed))} freed")
-        return {'FINISHED'}
-
-
-classes = (SEQUENCER_OT_gan_style_clean_up,)

@@ -1,5 +1,5 @@
 """Does the worker Python have what the style engine needs (torch, OpenCV, NumPy)? And the
-operators that install it (Install Dependencies, Cancel, Copy Command).
+private environment that Install Dependencies makes for it (operators/deps.py: the operators).
 
 The check runs `<python> -c ...` in a subprocess (Blender's process never imports torch), on a
 thread so the panel never waits, and is cached per interpreter. The result names what is
@@ -9,18 +9,13 @@ GPUs that the worker's torch sees (the device choice offers those).
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
 
-import bpy
-from bpy.props import EnumProperty, StringProperty
-
-from . import installer, storage
+from . import installer, storage, worker
+from .errors import UserError
 
 # The modules the worker imports (pip names: `requirement`).
 REQUIREMENTS = ("torch", "cv2", "numpy")
@@ -113,19 +108,10 @@ def run_check(python: str) -> DepStatus:
     """Check now, in this thread (may take seconds: importing torch)."""
     status = DepStatus(python)
     try:
-        done = subprocess.run([python, "-c", _CHECK_CODE], capture_output=True, text=True,
-                              timeout=CHECK_TIMEOUT_S, stdin=subprocess.DEVNULL)
-    except FileNotFoundError:
-        status.error = f"Worker Python not found: {python}"
-        return status
-    except PermissionError:
-        status.error = f"Worker Python is not executable: {python}"
-        return status
-    except OSError as exc:
-        status.error = f"Cannot run the worker Python {python}: {exc.strerror or exc}"
-        return status
-    except subprocess.TimeoutExpired:
-        status.error = f"The worker Python did not answer within {CHECK_TIMEOUT_S:.0f} s: {python}"
+        done = worker.run(python, ["-c", _CHECK_CODE], CHECK_TIMEOUT_S,
+                          "Checking the worker Python")
+    except UserError as exc:
+        status.error = str(exc)
         return status
     try:
         answer = json.loads(done.stdout.strip().splitlines()[-1])
@@ -201,6 +187,22 @@ def current_installer() -> installer.Installer | None:
     return _installer
 
 
+def installing() -> bool:
+    return _installer is not None and _installer.active
+
+
+def start_install(plan: installer.Plan) -> installer.Installer:
+    """Start Install Dependencies on its thread (one at a time: see `installing`)."""
+    global _installer
+    _installer = installer.Installer(plan).start()
+    return _installer
+
+
+# The torch builds of this platform as enum items, the one its hardware suggests first.
+BUILD_ITEMS = [(key, installer.BUILDS[key][0], installer.BUILDS[key][1])
+               for key in installer.builds_for()]
+
+
 def install_plan(context=None, build: str = "", wheel_dir: str = "") -> installer.Plan:
     """What Install Dependencies does with the preferences' choices (or the given ones)."""
     prefs = storage.preferences(context)
@@ -209,147 +211,3 @@ def install_plan(context=None, build: str = "", wheel_dir: str = "") -> installe
     return installer.Plan(base_python=sys.executable, env_dir=storage.env_dir(), build=build,
                           version=sys.version_info[:2],
                           wheel_dir=storage.absolute(folder) if folder else "")
-
-
-def _build_items(_self, _context):
-    return _BUILD_ITEMS
-
-
-_BUILD_ITEMS = [(key, installer.BUILDS[key][0], installer.BUILDS[key][1])
-                for key in installer.builds_for()]
-
-
-def _watch_installer() -> float | None:
-    """Timer: redraw the preferences while installing; check the new environment at the end."""
-    _redraw_all()
-    if _installer is not None and _installer.active:
-        return 0.5
-    clear()
-    return None
-
-
-def _redraw_all() -> None:
-    wm = bpy.context.window_manager
-    for window in (wm.windows if wm else ()):
-        for area in window.screen.areas:
-            area.tag_redraw()
-
-
-class SEQUENCER_OT_gan_style_install_dependencies(bpy.types.Operator):
-    """Create a private Python environment for the worker and install torch, NumPy and OpenCV
-    into it (downloads about 0.3 GB for the CPU build, 3 GB for CUDA)"""
-    bl_idname = "sequencer.gan_style_install_dependencies"
-    bl_label = "Install Dependencies"
-    bl_options = {'INTERNAL'}
-
-    build: EnumProperty(name="torch Build", items=_build_items, options={'SKIP_SAVE'},
-                        description="Which torch to install (default: the preferences' choice)")
-    wheel_dir: StringProperty(
-        name="Wheel Folder", subtype='DIR_PATH', options={'SKIP_SAVE'},
-        description="Install only from the wheel files in this folder, without the network "
-                    "(default: the preferences' folder, if any)")
-
-    @classmethod
-    def poll(cls, context):
-        return _installer is None or not _installer.active
-
-    def execute(self, context):
-        global _installer
-        chosen = self.build if self.properties.is_property_set("build") else ""
-        plan = install_plan(context, chosen, self.wheel_dir.strip())
-        if plan.wheel_dir and not os.path.isdir(plan.wheel_dir):
-            self.report({'ERROR'}, f"The wheel folder does not exist: {plan.wheel_dir}")
-            return {'CANCELLED'}
-        if not plan.wheel_dir and not bpy.app.online_access:
-            self.report({'ERROR'}, "Online access is off (Preferences > System > Network), so "
-                        "nothing is downloaded. Allow it, choose a wheel folder, or run: "
-                        + plan.command_text())
-            return {'CANCELLED'}
-        try:
-            os.makedirs(os.path.dirname(plan.env_dir), exist_ok=True)
-        except OSError as exc:
-            self.report({'ERROR'}, f"Cannot create {plan.env_dir}: {exc.strerror or exc}")
-            return {'CANCELLED'}
-        _installer = installer.Installer(plan).start()
-        if not bpy.app.background:
-            bpy.app.timers.register(_watch_installer, first_interval=0.5)
-            self.report({'INFO'}, f"Installing into {plan.env_dir} (see the preferences)")
-            return {'FINISHED'}
-        # Background mode: no timers run, so wait here, printing each step once.
-        said = ""
-        while _installer.wait(0.5) == installer.RUNNING:
-            if _installer.status != said:
-                said = _installer.status
-                print(f"GAN Style: {said}", flush=True)
-        clear()
-        if _installer.state != installer.DONE:
-            self.report({'ERROR'}, _installer.message)
-            return {'CANCELLED'}
-        self.report({'INFO'}, _installer.message)
-        return {'FINISHED'}
-
-
-class SEQUENCER_OT_gan_style_cancel_install(bpy.types.Operator):
-    """Stop installing the dependencies (what is installed stays; Install continues it)"""
-    bl_idname = "sequencer.gan_style_cancel_install"
-    bl_label = "Cancel Installation"
-    bl_options = {'INTERNAL'}
-
-    @classmethod
-    def poll(cls, context):
-        return _installer is not None and _installer.active
-
-    def execute(self, context):
-        _installer.cancel()
-        self.report({'INFO'}, "Installation cancelled")
-        return {'FINISHED'}
-
-
-class SEQUENCER_OT_gan_style_copy_install_command(bpy.types.Operator):
-    """Copy the command that installs the dependencies by hand (for a terminal)"""
-    bl_idname = "sequencer.gan_style_copy_install_command"
-    bl_label = "Copy Command"
-    bl_options = {'INTERNAL'}
-
-    text: StringProperty(name="Command", options={'SKIP_SAVE'},
-                         description="What to copy (default: the install command)")
-
-    def execute(self, context):
-        command = self.text or install_plan(context).command_text()
-        context.window_manager.clipboard = command
-        self.report({'INFO'}, "Copied: " + command)
-        return {'FINISHED'}
-
-
-class SEQUENCER_OT_gan_style_check_dependencies(bpy.types.Operator):
-    """Check again whether the worker Python has torch, OpenCV and NumPy, and which GPUs it
-    sees (in the background: Blender keeps working)"""
-    bl_idname = "sequencer.gan_style_check_dependencies"
-    bl_label = "Check Dependencies"
-    bl_options = {'INTERNAL'}
-
-    def execute(self, context):
-        python = storage.worker_python(context)
-        if bpy.app.background:  # no timers there: answer now
-            status = check(python, refresh=True)
-            if status.ok:
-                self.report({'INFO'}, status.summary)
-            else:
-                self.report({'WARNING'}, f"{status.summary}. {status.hint}".strip(". "))
-            return {'FINISHED'}
-        check_async(python, refresh=True)
-        bpy.app.timers.register(functools.partial(_report_check, python), first_interval=0.5)
-        self.report({'INFO'}, "Checking the worker Python in the background")
-        return {'FINISHED'}
-
-
-def _report_check(python: str) -> float | None:
-    status = cached(python)
-    if status is None or status.checking:
-        return 0.5
-    _redraw_all()
-    return None
-
-
-classes = (SEQUENCER_OT_gan_style_install_dependencies, SEQUENCER_OT_gan_style_cancel_install,
-           SEQUENCER_OT_gan_style_copy_install_command, SEQUENCER_OT_gan_style_check_dependencies)

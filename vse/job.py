@@ -1,25 +1,17 @@
-"""Jobs run in a worker process: `<python> -m gan worker JOB.json` (Blender never imports torch).
+"""The job model: what the user sees of one piece of work in a scene.
 
-`WorkerProcess` starts one worker and reads its JSON-line events on a thread, so nothing ever
-blocks Blender. `Job` is what the user sees: one or more worker runs (one per strip when
-stylizing several strips), progress, ETA, losses, preview, and a completion callback that runs
-on Blender's main thread. One job runs per scene; two jobs never share an output folder.
-
-With a window, `bpy.app.timers` polls the running jobs. In background mode (`blender -b`, the
-bpy module) timers never fire, so `Job.run_blocking` polls in the operator itself and prints
-progress lines instead.
+A `Job` is a list of steps run in order: worker runs (`Step`, a `gan.protocol` job as a dict,
+run by a `worker.WorkerProcess`, or on the serving worker with `served`), and frames that
+Blender draws itself one per poll (`RenderStep`, so that a window stays responsive). It keeps
+the progress, ETA, losses, preview and checkpoint the worker reports and ends in one of
+DONE, FAILED or CANCELLED with a message; `on_success` (main thread) adds the result.
+`scheduler` starts and polls jobs.
 """
 
 from __future__ import annotations
 
-import collections
-import json
 import os
-import queue
 import shutil
-import signal
-import subprocess
-import threading
 import time
 from typing import Callable
 
@@ -27,319 +19,15 @@ import bpy
 
 from ..gan import protocol
 from . import deps
-from .storage import ADDON_DIR
+from .errors import UserError
+from .worker import ServedRun, WorkerProcess
 
 POLL_S = 0.2
-CANCEL_GRACE_S = 20.0   # a cooperative cancel may have to finish a step and save a checkpoint
-TERMINATE_GRACE_S = 5.0
-STDERR_LINES = 200
-
-# Tests set this to exercise the timer path without a window (they call `tick()` themselves).
-FORCE_ASYNC = False
-
 RUNNING, DONE, FAILED, CANCELLED = "RUNNING", "DONE", "FAILED", "CANCELLED"
 # How a full disk or a file size limit reads in a worker's error (strerror of ENOSPC, EFBIG,
 # EDQUOT).
 DISK_FULL = ("No space left on device", "File too large", "Disk quota exceeded")
 
-
-def blocking() -> bool:
-    """True when jobs must run inside the operator (no event loop to poll them)."""
-    return bpy.app.background and not FORCE_ASYNC
-
-
-class JobError(Exception):
-    """A job that cannot start; the message is for the user."""
-
-
-def worker_environment() -> dict[str, str]:
-    """The environment of a worker Python: the add-on's folder on its path (for `-m gan`) and
-    UTF-8 pipes whatever the system's locale."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (ADDON_DIR, env.get("PYTHONPATH")) if p)
-    env["PYTHONIOENCODING"] = "utf-8"
-    return env
-
-
-# -- one worker process -------------------------------------------------------------------------
-
-class WorkerProcess:
-    """A running `python -m gan worker JOB.json`, its event queue and its cancellation.
-
-    Without a job it is a serving worker (`--serve`): jobs are sent as lines with `send`, and
-    it exits on its own after `idle_exit_s` without one (see `ServedRun`).
-    """
-
-    def __init__(self, python: str, job: dict | None, job_file: str | None = None,
-                 idle_exit_s: float = 0.0):
-        if job is not None:
-            with open(job_file, "x", encoding="utf-8") as handle:
-                json.dump(job, handle)
-            arguments = [job_file]
-        else:
-            arguments = ["--serve", "--idle-exit", f"{idle_exit_s:g}"]
-        env = worker_environment()
-        env["PYTHONUNBUFFERED"] = "1"
-        options: dict = {}
-        if os.name == "posix":
-            options["start_new_session"] = True  # Ctrl-C in Blender's terminal is Blender's
-        else:
-            options["creationflags"] = (subprocess.CREATE_NEW_PROCESS_GROUP
-                                        | getattr(subprocess, "CREATE_NO_WINDOW", 0))
-        try:
-            # Blender in background mode only waits for the worker: it needs no core of its own,
-            # so the worker takes them all (docs/decisions.md, "Worker threads").
-            free_cores = "0" if blocking() else "1"
-            self.process = subprocess.Popen(
-                [python, "-m", "gan", "worker", *arguments, "--free-cores", free_cores],
-                cwd=ADDON_DIR, env=env,
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                text=True, encoding="utf-8", errors="replace", bufsize=1, **options)
-        except OSError as exc:
-            raise JobError(f"Cannot start the worker Python '{python}': {exc.strerror or exc}. "
-                           "Set the worker Python in the add-on preferences") from None
-        self.python = python
-        self.events: queue.Queue = queue.Queue()
-        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
-        self.cancel_sent_at: float | None = None
-        self.terminated_at: float | None = None
-        self.stopped_by_us = False  # we terminated or killed it (a cancel it did not obey)
-        self._stdout_done = threading.Event()
-        threading.Thread(target=self._read_stdout, daemon=True).start()
-        threading.Thread(target=self._read_stderr, daemon=True).start()
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    @property
-    def returncode(self) -> int | None:
-        return self.process.returncode
-
-    @property
-    def alive(self) -> bool:
-        """Running and still talking (a worker whose output ended is of no more use)."""
-        return self.process.poll() is None and not self._stdout_done.is_set()
-
-    def send(self, line: str) -> bool:
-        """Write one line to the worker's stdin (False when it is gone)."""
-        try:
-            self.process.stdin.write(line.rstrip("\n") + "\n")
-            self.process.stdin.flush()
-            return True
-        except (OSError, ValueError):
-            return False
-
-    def _read_stdout(self) -> None:
-        try:
-            for line in self.process.stdout:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    event = protocol.parse_event(line)
-                except protocol.ProtocolError:
-                    event = {"event": "log", "message": line[:500]}
-                self.events.put(event)
-        except (OSError, ValueError):
-            pass
-        finally:
-            self._stdout_done.set()
-
-    def _read_stderr(self) -> None:
-        try:
-            for line in self.process.stderr:
-                self.stderr_tail.append(line.rstrip("\n"))
-        except (OSError, ValueError):
-            pass
-
-    def drain(self) -> list[dict]:
-        events = []
-        while True:
-            try:
-                events.append(self.events.get_nowait())
-            except queue.Empty:
-                return events
-
-    @property
-    def finished(self) -> bool:
-        """The process has exited and all its output has been read."""
-        return self.process.poll() is not None and self._stdout_done.is_set()
-
-    def request_cancel(self) -> None:
-        """Ask the worker to stop after its current step (it keeps what it finished)."""
-        if self.cancel_sent_at is not None:
-            return
-        self.cancel_sent_at = time.monotonic()
-        self.send("cancel")  # False: already gone
-
-    def enforce_cancel(self) -> None:
-        """Escalate a cancel the worker ignores: terminate after a grace period, then kill."""
-        if self.cancel_sent_at is None or self.process.poll() is not None:
-            return
-        now = time.monotonic()
-        if self.terminated_at is None:
-            if now - self.cancel_sent_at >= CANCEL_GRACE_S:
-                self.terminated_at = now
-                self.stopped_by_us = True
-                self.process.terminate()
-        elif now - self.terminated_at >= TERMINATE_GRACE_S:
-            self.process.kill()
-
-    def close(self, timeout: float = TERMINATE_GRACE_S) -> None:
-        """Make sure the process is gone and reaped (kills it if needed)."""
-        if self.process.poll() is None:
-            self.request_cancel()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.stopped_by_us = True
-                self.process.kill()
-                self.process.wait()
-        self._stdout_done.wait(2.0)
-        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
-            try:
-                stream.close()
-            except (OSError, ValueError):
-                pass
-
-    def failure_message(self) -> str:
-        """Why a worker ended without a final event: a crash, or a missing package."""
-        tail = [line for line in self.stderr_tail if line.strip()]
-        text = "\n".join(tail)
-        if "No module named" in text:
-            return deps.explain(text, self.python)
-        code = self.process.returncode
-        if code is not None and code < 0:
-            try:
-                how = f"signal {signal.Signals(-code).name}"
-            except ValueError:
-                how = f"signal {-code}"
-        else:
-            how = f"exit code {code}"
-        last = tail[-1].strip() if tail else ""
-        return f"The style worker stopped unexpectedly ({how})" + (f": {last}" if last else "")
-
-
-# -- the serving worker (previews) --------------------------------------------------------------
-
-PREVIEW_IDLE_S = 300.0  # a preview worker with nothing to do exits after this (its memory back)
-FINAL_EVENTS = ("done", "cancelled", "error")
-
-_server: WorkerProcess | None = None
-
-
-def preview_server(python: str) -> WorkerProcess:
-    """The running serving worker of this Blender session, started if needed (or when it
-    exited: idle, crashed, or another interpreter was chosen)."""
-    global _server
-    if _server is not None and (not _server.alive or _server.python != python):
-        stop_server()
-    if _server is None:
-        _server = WorkerProcess(python, None, idle_exit_s=PREVIEW_IDLE_S)
-    return _server
-
-
-def server_pid() -> int | None:
-    """The pid of the live serving worker, else None."""
-    if _server is not None and _server.alive:
-        return _server.pid
-    return None
-
-
-def stop_server() -> None:
-    """End the serving worker (closing its stdin ends it; killed if it does not go at once)."""
-    global _server
-    server, _server = _server, None
-    if server is None:
-        return
-    try:
-        server.process.stdin.close()
-    except (OSError, ValueError):
-        pass
-    try:
-        server.process.wait(TERMINATE_GRACE_S)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-    server.close(timeout=1.0)
-
-
-class ServedRun:
-    """One job on the serving worker, with the face of a WorkerProcess for `Job.poll`: it is
-    finished at the job's final event (the process lives on) or when the server died."""
-
-    def __init__(self, python: str, job: dict):
-        self.server = preview_server(python)
-        self.python = python
-        self.final: dict | None = None
-        self.cancel_sent_at: float | None = None
-        self.stopped_by_us = False
-        self.server.drain()  # nothing of an earlier run may count for this one
-        if not self.server.send(json.dumps(job)):
-            stop_server()
-            raise JobError("The style worker could not take the job (it exited); try again")
-
-    @property
-    def pid(self) -> int:
-        return self.server.pid
-
-    @property
-    def returncode(self) -> int | None:
-        if self.final is not None:
-            return 0 if self.final["event"] == "done" else 1
-        return self.server.returncode
-
-    @property
-    def finished(self) -> bool:
-        return self.final is not None or self.server.finished
-
-    def drain(self) -> list[dict]:
-        events = []
-        if self.final is None:
-            for event in self.server.drain():
-                events.append(event)
-                if event["event"] in FINAL_EVENTS:
-                    self.final = event
-                    break
-        return events
-
-    def request_cancel(self) -> None:
-        if self.cancel_sent_at is None and self.final is None:
-            self.cancel_sent_at = time.monotonic()
-            self.server.send("cancel")
-
-    def enforce_cancel(self) -> None:
-        """A job that ignores its cancel takes the server down with it."""
-        if (self.cancel_sent_at is not None and self.final is None and not self.server.finished
-                and time.monotonic() - self.cancel_sent_at >= CANCEL_GRACE_S):
-            self.stopped_by_us = True
-            if self.server is _server:
-                stop_server()
-            else:
-                self.server.close(timeout=1.0)
-
-    def close(self, timeout: float = TERMINATE_GRACE_S) -> None:
-        """Leave the server idle: a run still going is cancelled, and the server is stopped
-        when the run does not end within `timeout`."""
-        if self.finished:
-            return
-        self.request_cancel()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not self.finished:
-            self.drain()
-            time.sleep(0.02)
-        if not self.finished:
-            self.stopped_by_us = True
-            if self.server is _server:
-                stop_server()
-            else:
-                self.server.close(timeout=1.0)
-
-    def failure_message(self) -> str:
-        return self.server.failure_message()
-
-
-# -- jobs as the user sees them -----------------------------------------------------------------
 
 class Step:
     """One worker run of a job. `subject` (e.g. "Strip 'Clip'") starts its failure messages,
@@ -356,7 +44,7 @@ class RenderStep(Step):
     """Frames that Blender must draw itself, one per poll on the main thread: with a window
     the interface stays responsive between two frames (the timer polls), Cancel stops after
     the frame being drawn, and the status shows the progress. `render(item)` draws one of
-    `items` and raises JobError with a message for the user when it cannot."""
+    `items` and raises UserError with a message for the user when it cannot."""
 
     def __init__(self, label: str, items: list, render: Callable[[object], None],
                  subject: str = ""):
@@ -406,6 +94,7 @@ class Job:
         self._render_started = 0.0
         self._last_event: dict | None = None
         self._printer: Callable[[str], None] | None = None
+        self.free_cores = 1  # cores the worker leaves to Blender (0 when Blender only waits)
         self._last_print = 0.0
 
     # state ---------------------------------------------------------------------------------
@@ -444,10 +133,11 @@ class Job:
             self._say(f"{self.title}: {step.label}: {len(step.items)} frames")
             return
         if self.served:
-            self._worker = ServedRun(self.python, step.job)
+            self._worker = ServedRun(self.python, step.job, self.free_cores)
         else:
             job_file = os.path.join(self.work_dir, f"job_{self._index:03d}.json")
-            self._worker = WorkerProcess(self.python, step.job, job_file)
+            self._worker = WorkerProcess(self.python, step.job, job_file,
+                                         free_cores=self.free_cores)
         self._say(f"{self.title}: {step.label} (worker pid {self._worker.pid})")
 
     def cancel(self) -> None:
@@ -486,7 +176,7 @@ class Job:
             if self._index + 1 < len(self.steps):
                 try:
                     self._next_step()
-                except JobError as exc:
+                except UserError as exc:
                     self._finish(FAILED, str(exc))
                 return self.active
             self._succeed()
@@ -502,7 +192,7 @@ class Job:
             return False
         try:
             step.render(step.items[self._rendered])
-        except JobError as exc:
+        except UserError as exc:
             self._fail(str(exc))
             return False
         self._rendered += 1
@@ -518,7 +208,7 @@ class Job:
             if self._index + 1 < len(self.steps):
                 try:
                     self._next_step()
-                except JobError as exc:
+                except UserError as exc:
                     self._finish(FAILED, str(exc))
             else:
                 self._succeed()
@@ -635,124 +325,3 @@ class Job:
 
 def _number(value) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
-
-
-# -- the jobs of this Blender session -----------------------------------------------------------
-
-_jobs: dict[int, Job] = {}  # scene session_uid -> running or last finished job
-
-
-def job_for(scene) -> Job | None:
-    return _jobs.get(scene.session_uid) if scene is not None else None
-
-
-def running_jobs() -> list[Job]:
-    return [job for job in _jobs.values() if job.active]
-
-
-def ensure_idle(scene) -> None:
-    """Raise JobError when the scene already runs a job (one job per scene)."""
-    current = job_for(scene)
-    if current is not None and current.active:
-        raise JobError(f"A style job is already running in scene '{scene.name}' "
-                       f"({current.title}); cancel it or wait for it")
-
-
-def submit(job: Job) -> None:
-    """Start a job (raises JobError when the scene is busy or an output is already claimed).
-
-    In background mode the job runs to its end here, printing progress lines; otherwise a
-    timer polls it and this returns at once. A refused job is cleaned up like a failed one.
-    """
-    try:
-        scene = job.scene()
-        if scene is not None:
-            ensure_idle(scene)
-        for other in running_jobs():
-            if set(other.claims) & set(job.claims):
-                raise JobError(f"Another job ({other.title}) is writing the same output")
-    except JobError as exc:
-        job._finish(FAILED, str(exc))
-        raise
-    _jobs[job.scene_uid] = job
-    if blocking():
-        job._printer = lambda text: print(f"GAN Style: {text}", flush=True)
-    try:
-        job.start()
-    except JobError as exc:
-        job._finish(FAILED, str(exc))
-        raise
-    if blocking():
-        job.run_blocking()
-    elif not bpy.app.timers.is_registered(tick):
-        bpy.app.timers.register(tick, first_interval=POLL_S, persistent=True)
-
-
-def dismiss(scene) -> None:
-    """Forget the last finished job of a scene (the panel stops showing it)."""
-    job = job_for(scene)
-    if job is not None and not job.active:
-        del _jobs[scene.session_uid]
-
-
-def tick() -> float | None:
-    """Timer callback: poll all running jobs, redraw the sequencer. None ends the timer."""
-    for job in list(_jobs.values()):
-        if job.active:
-            try:
-                job.poll()
-            except Exception as exc:  # never let one job stop the timer for the others
-                job._finish(FAILED, f"{type(exc).__name__}: {exc}")
-            if not job.active:
-                _announce(job)
-    _redraw()
-    return POLL_S if running_jobs() else None
-
-
-def cancel_all(wait: bool = True) -> None:
-    """Cancel every job (add-on disabled, another file loaded) and leave no process behind."""
-    for job in running_jobs():
-        job.cancel()
-        if wait:
-            if job._worker is not None:
-                job._worker.close()
-            job.poll()
-            if job.active:
-                job._finish(CANCELLED, "Cancelled")
-
-
-def _announce(job: Job) -> None:
-    print(f"GAN Style: {job.title}: {job.status.lower()}: {job.message}")
-    if job.state != FAILED or bpy.app.background:
-        return
-    wm = bpy.context.window_manager
-    if wm is None or not len(wm.windows):
-        return
-
-    def draw(menu, _context):
-        for line in _wrap(job.message, 90):
-            menu.layout.label(text=line)
-
-    with bpy.context.temp_override(window=wm.windows[0]):
-        wm.popup_menu(draw, title=f"GAN Style: {job.title} failed", icon='ERROR')
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    lines, line = [], ""
-    for word in text.split():
-        if line and len(line) + 1 + len(word) > width:
-            lines.append(line)
-            line = word
-        else:
-            line = f"{line} {word}".strip()
-    return lines + ([line] if line else [])
-
-
-def _redraw() -> None:
-    wm = bpy.context.window_manager
-    if wm is None:
-        return
-    for window in wm.windows:
-        for area in window.screen.areas:
-            if area.type in ('SEQUENCE_EDITOR', 'PREFERENCES', 'STATUSBAR'):
-                area.tag_redraw()

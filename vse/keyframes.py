@@ -25,6 +25,7 @@ import os
 from dataclasses import dataclass
 
 from . import compat, strip_source
+from .errors import UserError
 from .storage import absolute
 
 
@@ -119,10 +120,10 @@ def image_files(strip) -> list[str]:
 
 
 def check_files(keyframes: list[Keyframe]) -> None:
-    """Raise SourceError for the first keyframe whose painted image file is missing."""
+    """Raise UserError for the first keyframe whose painted image file is missing."""
     for keyframe in keyframes:
         if not keyframe.exists:
-            raise strip_source.SourceError(keyframe.missing_message())
+            raise UserError(keyframe.missing_message())
 
 
 def keyframe_names(scene, strips, exclude=()) -> set[str]:
@@ -132,7 +133,7 @@ def keyframe_names(scene, strips, exclude=()) -> set[str]:
     for strip in strips:
         try:
             names.update(k.strip_name for k in find(scene, strip, exclude))
-        except strip_source.SourceError:
+        except UserError:
             continue
     return names
 

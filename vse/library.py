@@ -14,16 +14,10 @@ import shutil
 import time
 from dataclasses import dataclass
 
-import bpy
-from bpy.props import StringProperty
-
 from ..gan import stylefile
 from . import storage
+from .errors import UserError
 from .storage import STYLE_EXTENSION
-
-
-class LibraryError(Exception):
-    """A library action that cannot be done; the message is for the user."""
 
 
 @dataclass
@@ -121,15 +115,15 @@ def _builtin_path(name: str) -> str:
 
 def _refuse_builtin(library: str, name: str, action: str) -> None:
     if not os.path.isfile(storage.style_path_in_library(library, name)) and _builtin_path(name):
-        raise LibraryError(f"'{name}' ships with the extension and cannot be {action}: import a "
-                           "copy of its file into the library to change it")
+        raise UserError(f"'{name}' ships with the extension and cannot be {action}: import a "
+                        "copy of its file into the library to change it")
 
 
 def resolve_style(library: str, text: str) -> str:
     """A style given as a library name or a file path -> an existing file path."""
     text = text.strip()
     if not text:
-        raise LibraryError("No style chosen: pick one from the style library")
+        raise UserError("No style chosen: pick one from the style library")
     as_path = storage.absolute(text)
     if os.path.isfile(as_path):
         return as_path
@@ -139,14 +133,14 @@ def resolve_style(library: str, text: str) -> str:
     if _builtin_path(text):
         return _builtin_path(text)
     if os.sep in text or "/" in text or text.lower().endswith(STYLE_EXTENSION):
-        raise LibraryError(f"Style file not found: {as_path}")
-    raise LibraryError(f"No style named '{text}' in the style library ({library})")
+        raise UserError(f"Style file not found: {as_path}")
+    raise UserError(f"No style named '{text}' in the style library ({library})")
 
 
 def _check_name(name: str) -> str:
     name = name.strip()
     if not name or name != storage.safe_name(name, limit=200):
-        raise LibraryError(f"'{name}' cannot be a style name: use letters, digits, '-', '_', '.'")
+        raise UserError(f"'{name}' cannot be a style name: use letters, digits, '-', '_', '.'")
     return name
 
 
@@ -168,14 +162,14 @@ def import_style(library: str, source: str) -> str:
                 os.unlink(target)
             raise
         return target
-    raise LibraryError(f"No free name for {base} in {library}")
+    raise UserError(f"No free name for {base} in {library}")
 
 
 def remove_style(library: str, name: str) -> None:
     _refuse_builtin(library, name, "removed")
     path = storage.style_path_in_library(library, name)
     if not os.path.isfile(path):
-        raise LibraryError(f"No style named '{name}' in the style library")
+        raise UserError(f"No style named '{name}' in the style library")
     os.unlink(path)
     _info_cache.pop(path, None)
     shutil.rmtree(storage.training_dir(library, name), ignore_errors=True)
@@ -188,7 +182,7 @@ def rename_style(library: str, name: str, new_name: str) -> str:
     old = storage.style_path_in_library(library, name)
     new = storage.style_path_in_library(library, new_name)
     if not os.path.isfile(old):
-        raise LibraryError(f"No style named '{name}' in the style library")
+        raise UserError(f"No style named '{name}' in the style library")
     if os.path.normcase(old) == os.path.normcase(new):
         if old != new:
             os.rename(old, new)  # a change of case only
@@ -196,10 +190,10 @@ def rename_style(library: str, name: str, new_name: str) -> str:
     try:
         os.link(old, new)  # fails if the name is taken, even in a race
     except FileExistsError:
-        raise LibraryError(f"A style named '{new_name}' exists already") from None
+        raise UserError(f"A style named '{new_name}' exists already") from None
     except OSError:  # no hard links on this file system
         if os.path.lexists(new):
-            raise LibraryError(f"A style named '{new_name}' exists already") from None
+            raise UserError(f"A style named '{new_name}' exists already") from None
         os.rename(old, new)
     else:
         os.unlink(old)
@@ -244,119 +238,3 @@ def refresh(context) -> list[StyleEntry]:
     wm.gan_style_library_index = names.index(active) if active in names else (0 if names else -1)
     wm.gan_style_library_stamp = time.time()
     return entries
-
-
-# -- operators ------------------------------------------------------------------------------------
-
-class LibraryOperator:
-    """Shared: library folder, error reporting, list refresh."""
-
-    def run(self, context, action):
-        try:
-            message = action(storage.library_dir(context))
-        except (LibraryError, stylefile.StyleFileError) as exc:
-            self.report({'ERROR'}, str(exc))
-            return {'CANCELLED'}
-        except OSError as exc:
-            self.report({'ERROR'}, f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
-            return {'CANCELLED'}
-        refresh(context)
-        if message:
-            self.report({'INFO'}, message)
-        return {'FINISHED'}
-
-
-class SEQUENCER_OT_gan_style_library_refresh(bpy.types.Operator):
-    """Re-read the style library folder"""
-    bl_idname = "sequencer.gan_style_library_refresh"
-    bl_label = "Refresh Style Library"
-    bl_options = {'INTERNAL'}
-
-    def execute(self, context):
-        refresh(context)
-        return {'FINISHED'}
-
-
-class SEQUENCER_OT_gan_style_library_import(LibraryOperator, bpy.types.Operator):
-    """Copy a style file into the style library (under a free name: nothing is replaced)"""
-    bl_idname = "sequencer.gan_style_library_import"
-    bl_label = "Import Style"
-    bl_options = {'REGISTER'}
-
-    filepath: StringProperty(name="Style File", subtype='FILE_PATH')
-    filter_glob: StringProperty(default="*" + STYLE_EXTENSION, options={'HIDDEN'})
-
-    def invoke(self, context, _event):
-        context.window_manager.fileselect_add(self)
-        return {'RUNNING_MODAL'}
-
-    def execute(self, context):
-        def action(library):
-            path = import_style(library, self.filepath)
-            return f"Imported style '{os.path.splitext(os.path.basename(path))[0]}'"
-        return self.run(context, action)
-
-
-class SEQUENCER_OT_gan_style_library_remove(LibraryOperator, bpy.types.Operator):
-    """Delete a style from the style library (its file and any training state)"""
-    bl_idname = "sequencer.gan_style_library_remove"
-    bl_label = "Remove Style"
-    bl_options = {'REGISTER'}
-
-    name: StringProperty(name="Style", description="Library name of the style to delete")
-
-    def invoke(self, context, event):
-        if not self.name:
-            self.name = _active_name(context)
-        return context.window_manager.invoke_confirm(self, event)
-
-    def execute(self, context):
-        name = self.name or _active_name(context)
-
-        def action(library):
-            remove_style(library, name)
-            return f"Removed style '{name}'"
-        return self.run(context, action)
-
-
-class SEQUENCER_OT_gan_style_library_rename(LibraryOperator, bpy.types.Operator):
-    """Rename a style of the style library"""
-    bl_idname = "sequencer.gan_style_library_rename"
-    bl_label = "Rename Style"
-    bl_options = {'REGISTER'}
-
-    name: StringProperty(name="Style", description="Library name of the style to rename")
-    new_name: StringProperty(name="New Name")
-
-    def invoke(self, context, _event):
-        if not self.name:
-            self.name = _active_name(context)
-        if not self.new_name:
-            self.new_name = self.name
-        return context.window_manager.invoke_props_dialog(self)
-
-    def execute(self, context):
-        name = self.name or _active_name(context)
-
-        def action(library):
-            rename_style(library, name, self.new_name)
-            scene_props = getattr(context.scene, "gan_style", None)
-            if scene_props is not None and scene_props.style_name == name:
-                scene_props.style_name = self.new_name.strip()
-            return f"Renamed style '{name}' to '{self.new_name.strip()}'"
-        return self.run(context, action)
-
-
-def _active_name(context) -> str:
-    wm = context.window_manager
-    items = wm.gan_style_library
-    index = wm.gan_style_library_index
-    return items[index].name if 0 <= index < len(items) else ""
-
-
-classes = (
-    SEQUENCER_OT_gan_style_library_refresh,
-    SEQUENCER_OT_gan_style_library_import,
-    SEQUENCER_OT_gan_style_library_remove,
-    SEQUENCER_OT_gan_style_library_rename,
-)

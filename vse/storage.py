@@ -26,8 +26,9 @@ import bpy
 
 from ..gan import fileio
 from . import installer
+from .errors import UserError
 
-# The extension's root package (`bl_ext.<repo>.gan_style`): this module lives in `<root>.operators`.
+# The extension's root package (`bl_ext.<repo>.gan_style`): this module lives in `<root>.vse`.
 ADDON_PACKAGE = __package__.rpartition(".")[0]
 ADDON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STYLE_EXTENSION = ".ganstyle"
@@ -209,21 +210,17 @@ def training_dir(library: str, name: str) -> str:
     return os.path.join(library, ".training", name)
 
 
-class FolderError(OSError):
-    """A folder the add-on must write to cannot be written; the message is for the user."""
-
-
 def check_writable(folder: str, what: str, hint: str) -> str:
     """Create `folder` if needed and prove that a file can be created in it (a probe that
-    leaves nothing behind). Raises FolderError: "Cannot write <what> to <folder>: <why>; <hint>".
+    leaves nothing behind). Raises UserError: "Cannot write <what> to <folder>: <why>; <hint>".
     """
     try:
         os.makedirs(folder, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        raise FolderError(f"Cannot write {what} to {folder}: {exc.strerror or exc}; "
-                          f"{hint}") from None
+        raise UserError(f"Cannot write {what} to {folder}: {exc.strerror or exc}; "
+                        f"{hint}") from None
     return folder
 
 

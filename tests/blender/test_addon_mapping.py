@@ -21,7 +21,7 @@ pytestmark = pytest.mark.lts
 
 @pytest.fixture
 def mapping(addon):
-    return addon.operators.strip_source
+    return addon.vse.strip_source
 
 
 def rendered(mapping, scene, strip, tmp_path, start=None, end=None):

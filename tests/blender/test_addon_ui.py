@@ -91,8 +91,8 @@ def test_panels_draw_with_and_without_a_job(addon, blend, media, style):
 
 def test_a_running_job_shows_progress_eta_loss_preview_and_cancel(addon, blend, media, tmp_path):
     import cv2
-    runner = addon.operators.runner
-    job = runner.Job("train", blend, "Train 'x'", [runner.Step({}, "training")],
+    runner, jobs = addon.vse.scheduler, addon.vse.job
+    job = jobs.Job("train", blend, "Train 'x'", [jobs.Step({}, "training")],
                      str(tmp_path), "python")
     job.fraction, job.eta_s, job.losses = 0.25, 90.0, {"G": 0.5, "D": 0.25}
     job.status = "training: 5/20 steps"
@@ -116,8 +116,8 @@ def test_a_running_job_shows_progress_eta_loss_preview_and_cancel(addon, blend, 
 
 
 def test_finished_job_shows_its_message(addon, blend, tmp_path):
-    runner = addon.operators.runner
-    job = runner.Job("apply", blend, "Apply 'x'", [runner.Step({}, "s")], str(tmp_path), "py")
+    runner, jobs = addon.vse.scheduler, addon.vse.job
+    job = jobs.Job("apply", blend, "Apply 'x'", [jobs.Step({}, "s")], str(tmp_path), "py")
     job.state, job.status, job.message = runner.FAILED, "Failed", "The worker stopped unexpectedly"
     runner._jobs[blend.session_uid] = job
     try:
@@ -130,7 +130,7 @@ def test_finished_job_shows_its_message(addon, blend, tmp_path):
 
 def test_preferences_tell_what_is_missing_and_how_to_install_it(addon, tmp_path, worker_python):
     from conftest import WORKER_PYTHON
-    deps = addon.operators.deps
+    deps = addon.vse.deps
     prefs = bpy.context.preferences.addons[addon.__name__].preferences
     deps.check(WORKER_PYTHON, refresh=True)
     calls = []
