@@ -26,10 +26,10 @@ import os
 import shutil
 
 import bpy
-from bpy.props import BoolProperty, IntProperty
+from bpy.props import BoolProperty
 
 from ..gan import fileio, protocol, stylefile
-from ..vse import compat, jobs, options, storage
+from ..vse import compat, errors, jobs, options, storage
 from ..vse.errors import UserError
 from ..vse.job import DONE, Job, Step
 from . import farm
@@ -51,35 +51,32 @@ def is_stylized(strip) -> bool:
     return strip is not None and "gan_style" in strip.keys()
 
 
-def take_panel_settings(operator, context, keys) -> None:
-    """Options not given by the caller come from the Style panel: from the Strip menu or F3
-    search, an operator works with the settings the user sees there."""
-    settings = getattr(compat.sequencer_scene(context), "gan_style", None)
-    for key in keys:
-        if settings is not None and not operator.properties.is_property_set(key):
-            setattr(operator, key, getattr(settings, key))
-
-
-class ApplySettings:
-    """What Apply and Re-apply share: the options, drawn the same way in both."""
+class StylizeOperator:
+    """What the stylizing operators share: the style, and the Style panel's settings for every
+    option the caller did not give (the panel's buttons, the Strip menu, F3 search)."""
     style: options.style()
-    mix: options.mix()
-    stabilize: options.stabilize()
-    stroke_scale: options.stroke_scale(options.APPLY_STROKE_SCALE)
+    use_scene_settings: options.use_scene_settings()
+
+    def invoke(self, context, _event):
+        if not self.properties.is_property_set("use_scene_settings"):
+            self.use_scene_settings = True
+        return self.execute(context)
+
+    def take_panel_settings(self, context):
+        scene = compat.sequencer_scene(context)
+        if self.use_scene_settings:
+            options.from_panel(self, scene, options.STYLIZE)
+        return scene
 
 
-class SEQUENCER_OT_gan_style_apply(ApplySettings, bpy.types.Operator):
+@options.stylize_options("mix", "stabilize", "stroke_scale", "use_frame_range", "frame_start",
+                         "frame_end")
+class SEQUENCER_OT_gan_style_apply(StylizeOperator, bpy.types.Operator):
     """Stylize the selected visual strips (or the active one) into new image strips above them"""
     bl_idname = "sequencer.gan_style_apply"
     bl_label = "Apply Style"
     bl_options = {'REGISTER', 'UNDO'}
 
-    use_frame_range: BoolProperty(
-        name="Limit Frames",
-        description="Stylize only the timeline frames from Start to End "
-                    "(off: each strip's whole visible range)")
-    frame_start: IntProperty(name="Start", description="First timeline frame", default=1)
-    frame_end: IntProperty(name="End", description="Last timeline frame (included)", default=250)
     include_stylized: BoolProperty(
         name="Include Stylized Strips",
         description="Also stylize selected strips that are themselves results of a style "
@@ -90,13 +87,8 @@ class SEQUENCER_OT_gan_style_apply(ApplySettings, bpy.types.Operator):
         scene = compat.sequencer_scene(context)
         return scene is not None and scene.sequence_editor is not None
 
-    def invoke(self, context, _event):
-        take_panel_settings(self, context, ("mix", "stabilize", "stroke_scale",
-                                            "use_frame_range", "frame_start", "frame_end"))
-        return self.execute(context)
-
     def execute(self, context):
-        scene = compat.sequencer_scene(context)
+        scene = self.take_panel_settings(context)
         strips = [s for s in compat.selected_strips(scene) if compat.is_visual(s)]
         if not strips:
             active = compat.active_strip(scene)
@@ -112,16 +104,15 @@ class SEQUENCER_OT_gan_style_apply(ApplySettings, bpy.types.Operator):
                 self.report({'ERROR'}, f"'{skipped[0].name}' is already stylized: use Re-apply "
                                        "to change its settings, or Include Stylized Strips")
                 return {'CANCELLED'}
-        frame_range = None
-        if self.use_frame_range:
-            if self.frame_end < self.frame_start:
-                self.report({'ERROR'}, "The frame range ends before it starts")
-                return {'CANCELLED'}
-            frame_range = (self.frame_start, self.frame_end + 1)
+        try:
+            frame_range = options.frame_range(self)
+        except UserError as exc:
+            return errors.report(self, exc)
         return start(self, context, scene, strips, frame_range)
 
 
-class SEQUENCER_OT_gan_style_reapply(ApplySettings, bpy.types.Operator):
+@options.stylize_options("mix", "stabilize", "stroke_scale")
+class SEQUENCER_OT_gan_style_reapply(StylizeOperator, bpy.types.Operator):
     """Stylize the source of the active stylized strip again with these settings, into a """ \
         """new strip over the same frames"""
     bl_idname = "sequencer.gan_style_reapply"
@@ -132,12 +123,8 @@ class SEQUENCER_OT_gan_style_reapply(ApplySettings, bpy.types.Operator):
     def poll(cls, context):
         return is_stylized(compat.active_strip(compat.sequencer_scene(context)))
 
-    def invoke(self, context, _event):
-        take_panel_settings(self, context, ("mix", "stabilize", "stroke_scale"))
-        return self.execute(context)
-
     def execute(self, context):
-        scene = compat.sequencer_scene(context)
+        scene = self.take_panel_settings(context)
         record = compat.active_strip(scene)["gan_style"]
         name = record.get("source_strip", "")
         source = compat.find_strip(scene, name)
@@ -174,8 +161,7 @@ def _prepare(operator, context, scene, strips, frame_range, work_dir) -> Job:
     out_parent, relative = storage.output_parent(bpy.data.filepath)
     storage.check_writable(out_parent, "the stylized frames", storage.output_hint(relative))
     device = storage.device(context)
-    settings = {"mix": float(operator.mix), "stabilize": float(operator.stabilize),
-                "stroke_scale": float(operator.stroke_scale), "format": "png"}
+    settings = {**options.stylize_fields(operator), "format": "png"}
     records, steps, created = [], [], []
     try:
         for strip, source in zip(strips, sources):
@@ -185,8 +171,8 @@ def _prepare(operator, context, scene, strips, frame_range, work_dir) -> Job:
                                              f"{storage.safe_name(style_name)}", key)
             except OSError as exc:
                 raise UserError(
-                                f"Cannot create a folder for the stylized frames in {out_parent}: "
-                                f"{exc.strerror or exc}; {storage.output_hint(relative)}") from None
+                    f"Cannot create a folder for the stylized frames in {out_parent}: "
+                    f"{exc.strerror or exc}; {storage.output_hint(relative)}") from None
             if new:
                 created.append(folder)
             names = output_files(source.count)
@@ -201,8 +187,8 @@ def _prepare(operator, context, scene, strips, frame_range, work_dir) -> Job:
             shutil.rmtree(folder, ignore_errors=True)
         raise
     job = Job("apply", scene, f"Apply '{style_name}'", steps, work_dir,
-                     storage.worker_python(context), on_success=_add_strips, cleanup=_cleanup,
-                     claims=[r["folder"] for r in records])
+              storage.worker_python(context), on_success=_add_strips, cleanup=_cleanup,
+              claims=[r["folder"] for r in records])
     job.data = {"records": records, "style_path": style_path, "style_name": style_name,
                 "style_title": info.name, "device": device, **settings}
     return job
@@ -226,12 +212,10 @@ def _steps(scene, strip, source, missing: list[int], folder: str, work_dir: str,
             spec = protocol.SourceSpec(path=[rendered[i] for i in run])
         else:
             spec = protocol.SourceSpec(path=source.path, frames=[source.frames[i] for i in run])
-        job = protocol.StylizeJob(
-            model=style_path, input=spec, output=folder, mix=settings["mix"], device=device,
-            format="png", first_number=FIRST_NUMBER + run[0], stabilize=settings["stabilize"],
-            stroke_scale=settings["stroke_scale"])
+        job = protocol.StylizeJob(model=style_path, input=spec, output=folder, device=device,
+                                  first_number=FIRST_NUMBER + run[0], **settings)
         steps.append(Step(protocol.job_to_dict(job), f"'{strip.name}'{left}",
-                                 weight=len(run), subject=f"Strip '{strip.name}'"))
+                          weight=len(run), subject=f"Strip '{strip.name}'"))
     return steps
 
 

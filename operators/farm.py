@@ -22,7 +22,7 @@ import shutil
 import tempfile
 
 import bpy
-from bpy.props import BoolProperty, IntProperty, StringProperty
+from bpy.props import IntProperty, StringProperty
 
 from ..gan import farm, stylefile
 from ..vse import compat, errors, jobs, library, options, storage, strip_source
@@ -33,16 +33,8 @@ DEFAULT_DIRECTORY = "//gan_style/farm/"
 
 
 def _settings(operator) -> dict:
-    return {"mix": round(float(operator.mix), 6), "stabilize": round(float(operator.stabilize), 6),
-            "stroke_scale": round(float(operator.stroke_scale), 6)}
-
-
-def _frame_range(op):
-    if not op.use_frame_range:
-        return None, None
-    if op.frame_end < op.frame_start:
-        raise UserError("The frame range ends before it starts")
-    return op.frame_start, op.frame_end + 1
+    """The settings of the job's key (rounded: a float property read back differs slightly)."""
+    return {k: round(v, 6) for k, v in options.stylize_fields(operator).items()}
 
 
 def farm_key(source: strip_source.StripSource, style_digest: str, settings: dict) -> str:
@@ -82,6 +74,9 @@ def _farm_source(source, output: str, render_dir: str | None) -> tuple[farm.Farm
     return run, files
 
 
+# Stabilize: chunks start a few frames early, so that they meet without a seam.
+@options.stylize_options("mix", "stabilize", "stroke_scale", "use_frame_range", "frame_start",
+                         "frame_end")
 class SEQUENCER_OT_gan_style_export_farm_job(bpy.types.Operator):
     """Write a render-farm job (Open Job Description bundle for AWS Deadline Cloud) that
     stylizes the selected strips in chunks; Apply then adds the farm's frames"""
@@ -92,13 +87,7 @@ class SEQUENCER_OT_gan_style_export_farm_job(bpy.types.Operator):
     bl_options = {'UNDO'}
 
     style: options.style()
-    mix: options.mix()
-    stabilize: options.stabilize()  # chunks start a few frames early: they meet without a seam
-    stroke_scale: options.stroke_scale(options.APPLY_STROKE_SCALE)
-    use_frame_range: BoolProperty(name="Limit Frames",
-                                  description="Only the timeline frames from Start to End")
-    frame_start: IntProperty(name="Start", default=1)
-    frame_end: IntProperty(name="End", default=250)
+    use_scene_settings: options.use_scene_settings()
     directory: StringProperty(
         name="Job Folder", subtype='DIR_PATH', default=DEFAULT_DIRECTORY,
         description="Where the job bundle is written (a new folder in it)")
@@ -128,6 +117,8 @@ class SEQUENCER_OT_gan_style_export_farm_job(bpy.types.Operator):
 
     def execute(self, context):
         scene = compat.sequencer_scene(context)
+        if self.use_scene_settings:
+            options.from_panel(self, scene, options.STYLIZE)
         strips = [s for s in compat.selected_strips(scene) if compat.is_visual(s)]
         if not strips and compat.is_visual(compat.active_strip(scene)):
             strips = [compat.active_strip(scene)]
@@ -144,10 +135,10 @@ class SEQUENCER_OT_gan_style_export_farm_job(bpy.types.Operator):
     def _export(self, context, scene, strips) -> str:
         props = getattr(scene, "gan_style", None)
         style_text = self.style or (props.style_name if props is not None else "")
-        style_path = library.resolve_style(storage.library_dir(context), style_text)
+        style_path = library.resolve_style(storage.library_path(context), style_text)
         stylefile.read_style_info(style_path)  # a broken file stops here, with its reason
         style_name = jobs.style_label(style_path)
-        start, end = _frame_range(self)
+        start, end = options.frame_range(self) or (None, None)
         sources = [strip_source.plan(scene, s, start, end) for s in strips]
         for source in sources:
             strip_source.check_media(source)
@@ -217,7 +208,7 @@ def add_finished_strips(operator, context, scene, strips, frame_range) -> list:
     from . import apply  # apply imports this module
     props = getattr(scene, "gan_style", None)
     try:
-        style_path = library.resolve_style(storage.library_dir(context),
+        style_path = library.resolve_style(storage.library_path(context),
                                            operator.style or (props.style_name if props else ""))
         info = stylefile.read_style_info(style_path)
         start, end = frame_range or (None, None)

@@ -19,6 +19,7 @@ import bpy
 from ..gan import protocol
 from ..vse import compat, jobs, options, storage
 from ..vse.job import DONE, Job, Step
+from .apply import StylizeOperator
 
 PREVIEW_IMAGE = "GAN Style Preview"
 KEEP_PREVIEWS = 3  # preview folders kept in the user folder (older ones are removed)
@@ -32,28 +33,20 @@ def latest(scene) -> dict | None:
     return shown if shown is not None and os.path.isfile(shown["path"]) else None
 
 
-class SEQUENCER_OT_gan_style_preview(bpy.types.Operator):
+@options.stylize_options("mix", "stroke_scale")
+class SEQUENCER_OT_gan_style_preview(StylizeOperator, bpy.types.Operator):
     """Stylize the current frame of the active strip with the current settings and show it """ \
         """in the Style panel and as the image "GAN Style Preview" (nothing is added)"""
     bl_idname = "sequencer.gan_style_preview"
     bl_label = "Preview Style Frame"
     bl_options = {'REGISTER'}
 
-    style: options.style()
-    mix: options.mix()
-    stroke_scale: options.stroke_scale(options.APPLY_STROKE_SCALE)
-
     @classmethod
     def poll(cls, context):
         return compat.is_visual(compat.active_strip(compat.sequencer_scene(context)))
 
-    def invoke(self, context, _event):
-        from .apply import take_panel_settings
-        take_panel_settings(self, context, ("mix", "stroke_scale"))
-        return self.execute(context)
-
     def execute(self, context):
-        scene = compat.sequencer_scene(context)
+        scene = self.take_panel_settings(context)
         strip = compat.active_strip(scene)
         frame = scene.frame_current
         start, end = compat.left_handle(strip), compat.right_handle(strip)
@@ -73,13 +66,13 @@ class SEQUENCER_OT_gan_style_preview(bpy.types.Operator):
         folder = storage.reserve_folder(parent, "preview")
         job = protocol.StylizeJob(
             model=style_path, input=protocol.SourceSpec(**source.spec()), output=folder,
-            mix=float(self.mix), device=storage.device(context), format="png", first_number=1,
-            stroke_scale=float(self.stroke_scale))
+            device=storage.device(context), format="png", first_number=1,
+            **options.stylize_fields(self))
         step = Step(protocol.job_to_dict(job), f"'{strip.name}' frame {frame}",
-                           subject=f"Strip '{strip.name}'")
+                    subject=f"Strip '{strip.name}'")
         preview = Job("preview", scene, f"Preview '{style_name}'", [step], work_dir,
-                             storage.worker_python(context), on_success=_show, cleanup=_cleanup,
-                             claims=(folder,), served=True)
+                      storage.worker_python(context), on_success=_show, cleanup=_cleanup,
+                      claims=(folder,), served=True)
         preview.data = {"folder": folder, "label": f"'{strip.name}' frame {frame}, {style_name}"}
         return preview
 

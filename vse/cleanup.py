@@ -193,7 +193,7 @@ def find_leftovers(context=None) -> tuple[list[Leftover], list[str]]:
     frames, notes = frame_folders()
     items = [Leftover(p, FRAMES, folder_size(p)) for p in frames]
     items += [Leftover(p, TRAINING, folder_size(p))
-              for p in unfinished_trainings(storage.library_dir(context))]
+              for p in unfinished_trainings(storage.library_path(context))]
     return items, notes
 
 

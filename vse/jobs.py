@@ -138,7 +138,7 @@ def chosen_style(context, scene, text: str) -> str:
     (raises UserError with the reason)."""
     props = getattr(scene, "gan_style", None)
     text = text or (props.style_name if props is not None else "")
-    return library.resolve_style(storage.library_dir(context), text)
+    return library.resolve_style(storage.library_path(context), text)
 
 
 def style_label(path: str) -> str:

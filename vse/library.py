@@ -10,8 +10,8 @@ and a defective file is listed with its error instead of breaking the panel.
 from __future__ import annotations
 
 import os
+import hashlib
 import shutil
-import time
 from dataclasses import dataclass
 
 from ..gan import stylefile
@@ -106,6 +106,54 @@ def scan(library: str) -> list[StyleEntry]:
         entry = read_entry(path)
         entries[entry.name] = entry
     return sorted(entries.values(), key=lambda e: e.name.lower())
+
+
+_listing: dict = {}  # what `entries` last read: {"key": folder stamps, "entries": [...]}
+
+
+def _folder_stamp(folder: str):
+    try:
+        return os.stat(folder).st_mtime_ns
+    except OSError:
+        return None
+
+
+def entries(library: str) -> list[StyleEntry]:
+    """`scan(library)`, read again only when the library folder changed (its modification
+    time: adding, removing or renaming a style changes it) or after `forget()`. For panels,
+    which draw many times a second."""
+    key = (library, _folder_stamp(library), _folder_stamp(storage.BUILTIN_STYLES_DIR))
+    if _listing.get("key") != key:
+        _listing.update(key=key, entries=scan(library))
+    return _listing["entries"]
+
+
+def forget() -> None:
+    """The next `entries` reads the folder again."""
+    _listing.clear()
+
+
+def thumbnail_file(entry: StyleEntry) -> str:
+    """The cache file of a style's thumbnail (named by the style's path, modification time and
+    size; not created here, see `write_thumbnails`). Previews load from files only."""
+    key = hashlib.sha1(f"{entry.path}|{entry.stamp}".encode("utf-8", "surrogatepass"))
+    return os.path.join(storage.user_dir("thumbnails", create=False), key.hexdigest() + ".png")
+
+
+def write_thumbnails(styles: list[StyleEntry]) -> None:
+    """Write the thumbnails of styles that have none in the cache yet (when the library is
+    read on purpose, never while drawing)."""
+    for entry in styles:
+        if not entry.thumbnail_png:
+            continue
+        path = thumbnail_file(entry)
+        if os.path.isfile(path):
+            continue
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as handle:
+            handle.write(entry.thumbnail_png)
+        os.replace(tmp, path)  # a cache file of our own: same bytes for the same key
 
 
 def _builtin_path(name: str) -> str:
@@ -215,15 +263,21 @@ def unfinished_training(library: str, name: str) -> str:
 # -- the list the panel shows (WindowManager.gan_style_library) --------------------------------
 
 def refresh(context) -> list[StyleEntry]:
-    """Re-read the library into the window manager's list (what the UIList draws)."""
-    library = storage.library_dir(context)
-    entries = scan(library)
+    """Re-read the library into the window manager's list (what the UIList draws) and the
+    thumbnail cache (an explicit action: a library operator, a finished training, a loaded
+    file, another library folder)."""
+    forget()
+    found = entries(storage.library_path(context))
+    try:
+        write_thumbnails(found)
+    except OSError as exc:  # no thumbnails is no reason to keep the list stale
+        print(f"GAN Style: cannot write style thumbnails: {exc.strerror or exc}")
     wm = context.window_manager
     items = wm.gan_style_library
     index = wm.gan_style_library_index
     active = items[index].name if 0 <= index < len(items) else ""
     items.clear()
-    for entry in entries:
+    for entry in found:
         item = items.add()
         item.name = entry.name
         item.path = entry.path
@@ -234,7 +288,6 @@ def refresh(context) -> list[StyleEntry]:
         item.sources = entry.sources
         item.error = entry.error
         item.builtin = entry.builtin
-    names = [e.name for e in entries]
+    names = [e.name for e in found]
     wm.gan_style_library_index = names.index(active) if active in names else (0 if names else -1)
-    wm.gan_style_library_stamp = time.time()
-    return entries
+    return found

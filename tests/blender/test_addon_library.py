@@ -87,10 +87,12 @@ def test_thumbnails_and_the_style_picker(library, style, addon, blend):
     lib_module = addon.vse.library
     entry = lib_module.read_entry(os.path.join(library, style + ".ganstyle"))
     assert entry.thumbnail_png and entry.thumbnail_png.startswith(b"\x89PNG")
+    bpy.ops.sequencer.gan_style_library_refresh()  # reading the library writes the cache
+    cached = lib_module.thumbnail_file(entry)
+    with open(cached, "rb") as handle:
+        assert handle.read() == entry.thumbnail_png
     icon = addon.ui.previews.style_icon(entry)
-    assert isinstance(icon, int)
-    cache = addon.vse.storage.user_dir("thumbnails")
-    assert any(name.endswith(".png") for name in os.listdir(cache))
+    assert icon == addon.ui.previews._previews()[cached].icon_id
     settings = blend.gan_style
     names = [item[0] for item in addon.ui.props._style_enum_items(settings, bpy.context)]
     assert style in names
