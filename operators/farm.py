@@ -25,7 +25,7 @@ import bpy
 from bpy.props import IntProperty, StringProperty
 
 from ..gan import farm, stylefile
-from ..vse import compat, errors, jobs, library, options, storage, strip_source
+from ..vse import compat, errors, jobs, library, options, storage, strip_source, stylized
 from ..vse.errors import UserError
 
 RECORDS = "gan_style_farm"
@@ -205,7 +205,6 @@ def add_finished_strips(operator, context, scene, strips, frame_range) -> list:
     records = _records(scene)
     if not records:
         return strips
-    from . import apply  # apply imports this module
     props = getattr(scene, "gan_style", None)
     try:
         style_path = library.resolve_style(storage.library_path(context),
@@ -230,15 +229,15 @@ def add_finished_strips(operator, context, scene, strips, frame_range) -> list:
                                     for name in found["files"]):
             remaining.append(strip)
             continue
-        record = apply._record(strip, source, found["folder"], bool(bpy.data.filepath),
-                               resumed=False)
+        record = stylized.record(strip, source, found["folder"], bool(bpy.data.filepath),
+                                 resumed=False)
         record["files"] = found["files"]
-        container, channel = apply._placement(scene, record, taken)
+        container, channel = stylized.placement(scene, record, taken)
         if channel is None:
             remaining.append(strip)  # Apply reports the missing channel
             continue
         taken.append((channel, record["start"], record["start"] + record["count"]))
-        added.append(apply._new_strip(container, channel, record, data))
+        added.append(stylized.new_strip(container, channel, record, data))
     if added:
         compat.undo_push(f"Apply '{data['style_name']}' (farm frames)")
         names = ", ".join(f"'{s.name}' (channel {s.channel})" for s in added)

@@ -7,8 +7,8 @@ import os
 import bpy
 
 from ..gan import protocol
-from ..operators import apply, preview, train
-from ..vse import compat, keyframes, library, notify, options, scheduler, storage
+from ..operators import preview, train
+from ..vse import compat, keyframes, library, notify, options, scheduler, storage, stylized
 from ..vse.job import DONE, FAILED, Job
 from . import prefs, previews, props
 
@@ -102,7 +102,7 @@ class SEQUENCER_PT_gan_style_apply(SequencerStylePanel, bpy.types.Panel):
         op = column.operator("sequencer.gan_style_export_farm_job", icon='NETWORK_DRIVE')
         op.style, op.use_scene_settings = style_name, True
         active = compat.active_strip(scene)
-        if apply.is_stylized(active):
+        if stylized.is_stylized(active):
             row = layout.row()
             row.enabled = not (job and job.active)
             op = row.operator("sequencer.gan_style_reapply", icon='FILE_REFRESH',
