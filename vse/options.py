@@ -236,14 +236,14 @@ def stylize_fields(owner, prefix: str = "") -> dict:
     return _fields(STYLIZE, values(owner, STYLIZE, prefix))
 
 
-def frame_range(owner) -> tuple[int, int] | None:
-    """(first, last + 1) timeline frames when Limit Frames is on, else None (raises
-    UserError for a range that ends before it starts)."""
-    if not owner.use_frame_range:
+def frame_range(settings) -> tuple[int, int] | None:
+    """(first, last + 1) timeline frames of an operator's or the panel's `settings` when Limit
+    Frames is on, else None (raises UserError for a range that ends before it starts)."""
+    if not settings.use_frame_range:
         return None
-    if owner.frame_end < owner.frame_start:
+    if settings.frame_end < settings.frame_start:
         raise UserError("The frame range ends before it starts")
-    return owner.frame_start, owner.frame_end + 1
+    return settings.frame_start, settings.frame_end + 1
 
 
 def train_job(owner, prefix: str = "", *, steps: int | None = None,
