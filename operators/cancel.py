@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import bpy
 
-from . import compat, runner
+from ..vse import compat, scheduler
+from ..vse.job import CANCELLED, DONE
 
 
 class SEQUENCER_OT_gan_style_cancel(bpy.types.Operator):
@@ -16,11 +17,11 @@ class SEQUENCER_OT_gan_style_cancel(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        job = runner.job_for(compat.sequencer_scene(context))
+        job = scheduler.job_for(compat.sequencer_scene(context))
         return job is not None and job.active and not job.cancel_requested
 
     def execute(self, context):
-        job = runner.job_for(compat.sequencer_scene(context))
+        job = scheduler.job_for(compat.sequencer_scene(context))
         job.cancel()
         self.report({'INFO'}, f"{job.title}: cancelling")
         return {'FINISHED'}
@@ -33,7 +34,7 @@ class SEQUENCER_OT_gan_style_dismiss(bpy.types.Operator):
     bl_options = {'INTERNAL'}
 
     def execute(self, context):
-        runner.dismiss(compat.sequencer_scene(context))
+        scheduler.dismiss(compat.sequencer_scene(context))
         return {'FINISHED'}
 
 
@@ -46,7 +47,7 @@ class SEQUENCER_OT_gan_style_watch(bpy.types.Operator):
     _timer = None
 
     def invoke(self, context, _event):
-        self.job = runner.job_for(compat.sequencer_scene(context))
+        self.job = scheduler.job_for(compat.sequencer_scene(context))
         if self.job is None or not self.job.active:
             return {'CANCELLED'}
         wm = context.window_manager
@@ -64,11 +65,11 @@ class SEQUENCER_OT_gan_style_watch(bpy.types.Operator):
                 return {'RUNNING_MODAL'}
             return {'PASS_THROUGH'}
         context.window_manager.event_timer_remove(self._timer)
-        if job.state == runner.DONE:
+        if job.state == DONE:
             self.report({'INFO'}, f"{job.title}: {job.message}")
-        elif job.state == runner.CANCELLED:
+        elif job.state == CANCELLED:
             self.report({'WARNING'}, f"{job.title}: {job.message}")
-        return {'FINISHED'}  # failures have their own popup (runner._announce)
+        return {'FINISHED'}  # failures have their own popup (notify.job_ended)
 
 
 classes = (SEQUENCER_OT_gan_style_cancel, SEQUENCER_OT_gan_style_dismiss,

@@ -1,230 +1,27 @@
-"""Does the worker Python have what the style engine needs (torch, OpenCV, NumPy)? And the
-operators that install it (Install Dependencies, Cancel, Copy Command).
-
-The check runs `<python> -c ...` in a subprocess (Blender's process never imports torch), on a
-thread so the panel never waits, and is cached per interpreter. The result names what is
-missing and the exact pip command for that interpreter - never a traceback - and lists the
-GPUs that the worker's torch sees (the device choice offers those).
-"""
+"""The operators that install and check the worker's dependencies: Install Dependencies,
+Cancel Installation, Copy Command, Check Dependencies (the checks and the plan: `vse.deps`)."""
 
 from __future__ import annotations
 
 import functools
-import json
 import os
-import subprocess
-import sys
-import threading
-from dataclasses import dataclass, field
 
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
-from . import installer, storage
-
-# The modules the worker imports (pip names: `requirement`).
-REQUIREMENTS = ("torch", "cv2", "numpy")
-CHECK_TIMEOUT_S = 120.0
-
-_CHECK_CODE = """
-import importlib, json, sys
-missing = {}
-for name in %r:
-    try:
-        importlib.import_module(name)
-    except Exception as exc:
-        missing[name] = type(exc).__name__ + ": " + str(exc).splitlines()[0][:200]
-gpus, mps, torch_version = [], False, ""
-if "torch" not in missing:
-    try:
-        import torch
-        torch_version = torch.__version__
-        if torch.cuda.is_available():
-            for i in range(torch.cuda.device_count()):
-                p = torch.cuda.get_device_properties(i)
-                gpus.append({"index": i, "name": p.name, "memory": int(p.total_memory)})
-        backend = getattr(torch.backends, "mps", None)
-        mps = bool(backend and backend.is_available())
-    except Exception as exc:
-        missing["torch"] = type(exc).__name__ + ": " + str(exc).splitlines()[0][:200]
-print(json.dumps({"missing": missing, "version": sys.version.split()[0], "gpus": gpus,
-                  "mps": mps, "torch": torch_version}))
-""" % (REQUIREMENTS,)
-
-
-@dataclass
-class DepStatus:
-    python: str
-    checking: bool = False
-    ok: bool = False
-    missing: dict[str, str] = field(default_factory=dict)  # module -> why
-    python_version: str = ""
-    error: str = ""  # the interpreter itself could not be run
-    gpus: list[dict] = field(default_factory=list)  # CUDA devices: index, name, memory
-    mps: bool = False                               # Apple Metal
-    torch_version: str = ""
-
-    @property
-    def summary(self) -> str:
-        if self.checking:
-            return "Checking the worker Python..."
-        if self.error:
-            return self.error
-        if self.ok:
-            return (f"Worker Python {self.python_version}: torch {self.torch_version}, "
-                    "OpenCV and NumPy found")
-        return f"Missing in the worker Python: {', '.join(self.missing)}"
-
-    @property
-    def hint(self) -> str:
-        return install_hint(self.python, list(self.missing)) if self.missing else ""
-
-    @property
-    def command(self) -> str:
-        """The pip command that installs what is missing into this Python."""
-        return pip_command(self.python, list(self.missing), self.python_version)
-
-
-_cache: dict[str, DepStatus] = {}
-_lock = threading.Lock()
-
-
-def requirement(module: str, version: tuple[int, int] | None = None) -> str:
-    """The pip requirement of a module for a Python version (default: Blender's): NumPy and
-    OpenCV pins follow the Python (`installer.requirements`)."""
-    numpy, opencv = installer.requirements(version or sys.version_info[:2])
-    return {"torch": "torch", "cv2": opencv, "numpy": numpy}.get(module, module)
-
-
-def pip_command(python: str, modules: list[str], version: str = "") -> str:
-    """`"<python>" -m pip install ...` for the missing modules; `version`: that Python's."""
-    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit()) if version else ()
-    packages = " ".join(f'"{requirement(m, parts if len(parts) == 2 else None)}"'
-                        for m in modules)
-    return f'"{python}" -m pip install {packages}'
-
-
-def install_hint(python: str, modules: list[str]) -> str:
-    return ("Press Install Dependencies in the add-on preferences, or install with: "
-            f"{pip_command(python, modules)}, or choose another worker Python there")
-
-
-def run_check(python: str) -> DepStatus:
-    """Check now, in this thread (may take seconds: importing torch)."""
-    status = DepStatus(python)
-    try:
-        done = subprocess.run([python, "-c", _CHECK_CODE], capture_output=True, text=True,
-                              timeout=CHECK_TIMEOUT_S, stdin=subprocess.DEVNULL)
-    except FileNotFoundError:
-        status.error = f"Worker Python not found: {python}"
-        return status
-    except PermissionError:
-        status.error = f"Worker Python is not executable: {python}"
-        return status
-    except OSError as exc:
-        status.error = f"Cannot run the worker Python {python}: {exc.strerror or exc}"
-        return status
-    except subprocess.TimeoutExpired:
-        status.error = f"The worker Python did not answer within {CHECK_TIMEOUT_S:.0f} s: {python}"
-        return status
-    try:
-        answer = json.loads(done.stdout.strip().splitlines()[-1])
-        status.missing = dict(answer["missing"])
-        status.python_version = str(answer["version"])
-        status.gpus = [dict(g) for g in answer.get("gpus", [])]
-        status.mps = bool(answer.get("mps"))
-        status.torch_version = str(answer.get("torch", ""))
-    except (ValueError, IndexError, KeyError, TypeError):
-        status.error = f"{python} is not a usable Python interpreter"
-        return status
-    status.ok = not status.missing
-    return status
-
-
-def check(python: str, refresh: bool = False) -> DepStatus:
-    """The cached result, checking now if there is none (blocking)."""
-    with _lock:
-        cached = _cache.get(python)
-    if cached is not None and not cached.checking and not refresh:
-        return cached
-    status = run_check(python)
-    with _lock:
-        _cache[python] = status
-    return status
-
-
-def check_async(python: str, refresh: bool = False) -> DepStatus:
-    """The cached result, or a 'checking' status while a thread checks (for panels)."""
-    with _lock:
-        cached = _cache.get(python)
-        if cached is not None and (cached.checking or not refresh):
-            return cached
-        pending = DepStatus(python, checking=True)
-        _cache[python] = pending
-
-    def work():
-        status = run_check(python)
-        with _lock:
-            _cache[python] = status
-
-    threading.Thread(target=work, daemon=True).start()
-    return pending
-
-
-def explain(message: str, python: str) -> str:
-    """Turn a worker's "No module named 'x'" into what to install."""
-    if "No module named" not in message:
-        return message
-    module = message.rsplit("No module named", 1)[1].strip().strip("'\"").split("'")[0]
-    top = module.split(".")[0]
-    if top == "gan":  # part of the add-on itself: a broken installation, not a dependency
-        return message
-    return f"The worker Python lacks the module '{top}'. {install_hint(python, [top])}"
-
-
-def cached(python: str) -> DepStatus | None:
-    with _lock:
-        return _cache.get(python)
-
-
-def clear() -> None:
-    with _lock:
-        _cache.clear()
-
-
-# -- installing: a private environment for the worker ---------------------------------------
-
-_installer: installer.Installer | None = None
-
-
-def current_installer() -> installer.Installer | None:
-    return _installer
-
-
-def install_plan(context=None, build: str = "", wheel_dir: str = "") -> installer.Plan:
-    """What Install Dependencies does with the preferences' choices (or the given ones)."""
-    prefs = storage.preferences(context)
-    build = build or (prefs.torch_build if prefs is not None else installer.default_build())
-    folder = wheel_dir or (prefs.wheel_dir.strip() if prefs is not None else "")
-    return installer.Plan(base_python=sys.executable, env_dir=storage.env_dir(), build=build,
-                          version=sys.version_info[:2],
-                          wheel_dir=storage.absolute(folder) if folder else "")
+from ..vse import deps, installer, storage
 
 
 def _build_items(_self, _context):
-    return _BUILD_ITEMS
-
-
-_BUILD_ITEMS = [(key, installer.BUILDS[key][0], installer.BUILDS[key][1])
-                for key in installer.builds_for()]
+    return deps.BUILD_ITEMS
 
 
 def _watch_installer() -> float | None:
     """Timer: redraw the preferences while installing; check the new environment at the end."""
     _redraw_all()
-    if _installer is not None and _installer.active:
+    if deps.installing():
         return 0.5
-    clear()
+    deps.clear()
     return None
 
 
@@ -251,12 +48,11 @@ class SEQUENCER_OT_gan_style_install_dependencies(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _installer is None or not _installer.active
+        return not deps.installing()
 
     def execute(self, context):
-        global _installer
         chosen = self.build if self.properties.is_property_set("build") else ""
-        plan = install_plan(context, chosen, self.wheel_dir.strip())
+        plan = deps.install_plan(context, chosen, self.wheel_dir.strip())
         if plan.wheel_dir and not os.path.isdir(plan.wheel_dir):
             self.report({'ERROR'}, f"The wheel folder does not exist: {plan.wheel_dir}")
             return {'CANCELLED'}
@@ -270,22 +66,22 @@ class SEQUENCER_OT_gan_style_install_dependencies(bpy.types.Operator):
         except OSError as exc:
             self.report({'ERROR'}, f"Cannot create {plan.env_dir}: {exc.strerror or exc}")
             return {'CANCELLED'}
-        _installer = installer.Installer(plan).start()
+        running = deps.start_install(plan)
         if not bpy.app.background:
             bpy.app.timers.register(_watch_installer, first_interval=0.5)
             self.report({'INFO'}, f"Installing into {plan.env_dir} (see the preferences)")
             return {'FINISHED'}
         # Background mode: no timers run, so wait here, printing each step once.
         said = ""
-        while _installer.wait(0.5) == installer.RUNNING:
-            if _installer.status != said:
-                said = _installer.status
+        while running.wait(0.5) == installer.RUNNING:
+            if running.status != said:
+                said = running.status
                 print(f"GAN Style: {said}", flush=True)
-        clear()
-        if _installer.state != installer.DONE:
-            self.report({'ERROR'}, _installer.message)
+        deps.clear()
+        if running.state != installer.DONE:
+            self.report({'ERROR'}, running.message)
             return {'CANCELLED'}
-        self.report({'INFO'}, _installer.message)
+        self.report({'INFO'}, running.message)
         return {'FINISHED'}
 
 
@@ -297,10 +93,10 @@ class SEQUENCER_OT_gan_style_cancel_install(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _installer is not None and _installer.active
+        return deps.installing()
 
     def execute(self, context):
-        _installer.cancel()
+        deps.current_installer().cancel()
         self.report({'INFO'}, "Installation cancelled")
         return {'FINISHED'}
 
@@ -315,7 +111,7 @@ class SEQUENCER_OT_gan_style_copy_install_command(bpy.types.Operator):
                          description="What to copy (default: the install command)")
 
     def execute(self, context):
-        command = self.text or install_plan(context).command_text()
+        command = self.text or deps.install_plan(context).command_text()
         context.window_manager.clipboard = command
         self.report({'INFO'}, "Copied: " + command)
         return {'FINISHED'}
@@ -331,20 +127,20 @@ class SEQUENCER_OT_gan_style_check_dependencies(bpy.types.Operator):
     def execute(self, context):
         python = storage.worker_python(context)
         if bpy.app.background:  # no timers there: answer now
-            status = check(python, refresh=True)
+            status = deps.check(python, refresh=True)
             if status.ok:
                 self.report({'INFO'}, status.summary)
             else:
                 self.report({'WARNING'}, f"{status.summary}. {status.hint}".strip(". "))
             return {'FINISHED'}
-        check_async(python, refresh=True)
+        deps.check_async(python, refresh=True)
         bpy.app.timers.register(functools.partial(_report_check, python), first_interval=0.5)
         self.report({'INFO'}, "Checking the worker Python in the background")
         return {'FINISHED'}
 
 
 def _report_check(python: str) -> float | None:
-    status = cached(python)
+    status = deps.cached(python)
     if status is None or status.checking:
         return 0.5
     _redraw_all()

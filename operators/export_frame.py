@@ -12,19 +12,14 @@ strip at the current frame.
 from __future__ import annotations
 
 import os
-import subprocess
 
 import bpy
 from bpy.props import BoolProperty, StringProperty
 
-from . import compat, deps, keyframes, runner, storage, strip_source
-from .storage import ADDON_DIR
+from ..vse import compat, deps, errors, keyframes, storage, strip_source, worker
+from ..vse.errors import UserError
 
 EXPORT_TIMEOUT_S = 60.0
-
-
-class ExportError(Exception):
-    """The frame could not be written; the message is for the user."""
 
 
 def frame_file_name(strip_name: str, frame: int) -> str:
@@ -45,14 +40,14 @@ def free_path(folder: str, name: str) -> str:
         path = os.path.join(folder, name if number == 1 else f"{stem}_{number}{ext}")
         if not os.path.lexists(path):
             return path
-    raise ExportError(f"No free file name for {name} in {folder}")
+    raise UserError(f"No free file name for {name} in {folder}")
 
 
 def export_source(scene, strip, timeline_frame: int) -> tuple[str, int]:
     """(input path, source frame) for `python -m gan frame` at a timeline frame."""
     problem = keyframes.footage_problem(scene, strip)
     if problem:
-        raise ExportError(problem)
+        raise UserError(problem)
     source = strip_source.plan(scene, strip, timeline_frame, timeline_frame + 1)
     strip_source.check_media(source)
     if source.method == "MOVIE":
@@ -60,32 +55,18 @@ def export_source(scene, strip, timeline_frame: int) -> tuple[str, int]:
     return source.path[source.frames[0]], 0  # an image strip: the file shown at that frame
 
 
-def run_export(python: str, path: str | list[str], frame: int, out: str) -> str:
-    """Run `<python> -m gan frame` (as the runner starts workers); returns the written file."""
-    env = runner.worker_environment()
-    options = {}
-    if os.name == "nt":
-        options["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
-    command = [python, "-m", "gan", "frame", "--input", path, "--frame", str(frame), "--out", out]
-    try:
-        done = subprocess.run(command, cwd=ADDON_DIR, env=env, capture_output=True, text=True,
-                              encoding="utf-8", errors="replace", timeout=EXPORT_TIMEOUT_S,
-                              stdin=subprocess.DEVNULL, **options)
-    except FileNotFoundError:
-        raise ExportError(f"Worker Python not found: {python}; set it in the add-on "
-                          "preferences") from None
-    except subprocess.TimeoutExpired:
-        raise ExportError(f"Writing the frame took longer than {EXPORT_TIMEOUT_S:.0f} s "
-                          f"({python})") from None
-    except OSError as exc:
-        raise ExportError(f"Cannot run the worker Python {python}: {exc.strerror or exc}") from None
+def run_export(python: str, path: str, frame: int, out: str) -> str:
+    """Run `<python> -m gan frame` (`worker.run`: as every worker starts); returns the file."""
+    done = worker.run(python, worker.gan_command("frame", "--input", path, "--frame", str(frame),
+                                                 "--out", out),
+                      EXPORT_TIMEOUT_S, "Writing the frame")
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         message = lines[-1] if lines else f"exit status {done.returncode}"
         message = message[len("error: "):] if message.startswith("error: ") else message
-        raise ExportError(deps.explain(message, python))
+        raise UserError(deps.explain(message, python))
     if not os.path.isfile(out):
-        raise ExportError(f"The worker Python wrote no file ({out})")
+        raise UserError(f"The worker Python wrote no file ({out})")
     return out
 
 
@@ -94,7 +75,7 @@ def add_keyframe_strip(scene, footage, painted: str, frame: int):
     container = compat.container_of(scene, footage)
     channel = compat.free_channel_above(container, footage.channel, frame, frame + 1)
     if channel is None:
-        raise ExportError(f"No free channel above '{footage.name}' at frame {frame}")
+        raise UserError(f"No free channel above '{footage.name}' at frame {frame}")
     directory, filename = os.path.split(painted)
     if bpy.data.filepath:
         try:
@@ -158,10 +139,10 @@ class SEQUENCER_OT_gan_style_export_frame(bpy.types.Operator):
             if self.filepath:
                 painted = storage.absolute(self.filepath)
                 if not os.path.isfile(painted):
-                    raise ExportError(f"Painted image not found: {painted}")
+                    raise UserError(f"Painted image not found: {painted}")
                 problem = keyframes.footage_problem(scene, strip)
                 if problem:
-                    raise ExportError(problem)
+                    raise UserError(problem)
                 added = add_keyframe_strip(scene, strip, painted, frame)
                 message = self._added_message(scene, strip, added, frame)
                 self.report({'INFO'}, message[0].upper() + message[1:])
@@ -175,9 +156,8 @@ class SEQUENCER_OT_gan_style_export_frame(bpy.types.Operator):
                 self.report({'INFO'}, f"Wrote {out} (source frame {index} of '{strip.name}')")
                 return {'FINISHED'}
             added = add_keyframe_strip(scene, strip, out, frame)
-        except (ExportError, strip_source.SourceError, storage.FolderError) as exc:
-            self.report({'ERROR'}, str(exc))
-            return {'CANCELLED'}
+        except errors.EXPECTED as exc:
+            return errors.report(self, exc)
         self.report({'INFO'}, f"Wrote {out}; {self._added_message(scene, strip, added, frame)}; "
                               "paint over that file")
         return {'FINISHED'}

@@ -22,26 +22,19 @@ import shutil
 import tempfile
 
 import bpy
-from bpy.props import BoolProperty, IntProperty, StringProperty
+from bpy.props import IntProperty, StringProperty
 
-from ..gan import farm, protocol, stylefile
-from . import compat, jobs, library, options, storage, strip_source
+from ..gan import farm, stylefile
+from ..vse import compat, errors, jobs, library, options, storage, strip_source, stylized
+from ..vse.errors import UserError
 
 RECORDS = "gan_style_farm"
 DEFAULT_DIRECTORY = "//gan_style/farm/"
 
 
 def _settings(operator) -> dict:
-    return {"mix": round(float(operator.mix), 6), "stabilize": round(float(operator.stabilize), 6),
-            "stroke_scale": round(float(operator.stroke_scale), 6)}
-
-
-def _frame_range(op):
-    if not op.use_frame_range:
-        return None, None
-    if op.frame_end < op.frame_start:
-        raise jobs.PrepareError("The frame range ends before it starts")
-    return op.frame_start, op.frame_end + 1
+    """The settings of the job's key (rounded: a float property read back differs slightly)."""
+    return {k: round(v, 6) for k, v in options.stylize_fields(operator).items()}
 
 
 def farm_key(source: strip_source.StripSource, style_digest: str, settings: dict) -> str:
@@ -71,8 +64,8 @@ def _farm_source(source, output: str, render_dir: str | None) -> tuple[farm.Farm
     if source.method == "IMAGE":
         folder = os.path.dirname(source.path[0])
         if any(os.path.dirname(p) != folder for p in source.path):
-            raise jobs.PrepareError(f"Strip '{source.strip_name}': its images are not in one "
-                                    "folder")
+            raise UserError(f"Strip '{source.strip_name}': its images are not in one "
+                            "folder")
         run = farm.FarmSource(source.strip_name, folder, 0, len(source.path) - 1, output,
                               files=[os.path.basename(p) for p in source.path])
         return run, files
@@ -81,6 +74,9 @@ def _farm_source(source, output: str, render_dir: str | None) -> tuple[farm.Farm
     return run, files
 
 
+# Stabilize: chunks start a few frames early, so that they meet without a seam.
+@options.stylize_options("mix", "stabilize", "stroke_scale", "use_frame_range", "frame_start",
+                         "frame_end")
 class SEQUENCER_OT_gan_style_export_farm_job(bpy.types.Operator):
     """Write a render-farm job (Open Job Description bundle for AWS Deadline Cloud) that
     stylizes the selected strips in chunks; Apply then adds the farm's frames"""
@@ -91,13 +87,7 @@ class SEQUENCER_OT_gan_style_export_farm_job(bpy.types.Operator):
     bl_options = {'UNDO'}
 
     style: options.style()
-    mix: options.mix()
-    stabilize: options.stabilize()  # chunks start a few frames early: they meet without a seam
-    stroke_scale: options.stroke_scale(options.APPLY_STROKE_SCALE)
-    use_frame_range: BoolProperty(name="Limit Frames",
-                                  description="Only the timeline frames from Start to End")
-    frame_start: IntProperty(name="Start", default=1)
-    frame_end: IntProperty(name="End", default=250)
+    use_scene_settings: options.use_scene_settings()
     directory: StringProperty(
         name="Job Folder", subtype='DIR_PATH', default=DEFAULT_DIRECTORY,
         description="Where the job bundle is written (a new folder in it)")
@@ -127,6 +117,8 @@ class SEQUENCER_OT_gan_style_export_farm_job(bpy.types.Operator):
 
     def execute(self, context):
         scene = compat.sequencer_scene(context)
+        if self.use_scene_settings:
+            options.from_panel(self, scene, options.STYLIZE)
         strips = [s for s in compat.selected_strips(scene) if compat.is_visual(s)]
         if not strips and compat.is_visual(compat.active_strip(scene)):
             strips = [compat.active_strip(scene)]
@@ -135,30 +127,26 @@ class SEQUENCER_OT_gan_style_export_farm_job(bpy.types.Operator):
             return {'CANCELLED'}
         try:
             message = self._export(context, scene, strips)
-        except (*jobs.USER_ERRORS, protocol.UserError) as exc:
-            self.report({'ERROR'}, str(exc))
-            return {'CANCELLED'}
-        except OSError as exc:
-            self.report({'ERROR'}, f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
-            return {'CANCELLED'}
+        except errors.EXPECTED as exc:
+            return errors.report(self, exc)
         self.report({'INFO'}, message)
         return {'FINISHED'}
 
     def _export(self, context, scene, strips) -> str:
         props = getattr(scene, "gan_style", None)
         style_text = self.style or (props.style_name if props is not None else "")
-        style_path = library.resolve_style(storage.library_dir(context), style_text)
+        style_path = library.resolve_style(storage.library_path(context), style_text)
         stylefile.read_style_info(style_path)  # a broken file stops here, with its reason
         style_name = jobs.style_label(style_path)
-        start, end = _frame_range(self)
+        start, end = options.frame_range(self) or (None, None)
         sources = [strip_source.plan(scene, s, start, end) for s in strips]
         for source in sources:
             strip_source.check_media(source)
         if not bpy.data.filepath and not (os.path.isabs(self.directory)
                                           and (not self.output_directory
                                                or os.path.isabs(self.output_directory))):
-            raise jobs.PrepareError("Save the .blend first, or choose absolute job and output "
-                                    "folders")
+            raise UserError("Save the .blend first, or choose absolute job and output "
+                            "folders")
         parent = storage.check_writable(storage.absolute(self.directory), "the farm job",
                                         "choose another job folder")
         blend_name = os.path.splitext(os.path.basename(bpy.data.filepath))[0] or "untitled"
@@ -205,7 +193,7 @@ def _free_name(parent: str, name: str) -> str:
         candidate = os.path.join(parent, name if number == 1 else f"{name}_{number}")
         if not os.path.lexists(candidate) and not os.path.lexists(candidate + "_frames"):
             return candidate
-    raise jobs.PrepareError(f"No free folder name for {name!r} in {parent}")
+    raise UserError(f"No free folder name for {name!r} in {parent}")
 
 
 # -- Apply: frames a farm finished ---------------------------------------------------------------
@@ -217,15 +205,14 @@ def add_finished_strips(operator, context, scene, strips, frame_range) -> list:
     records = _records(scene)
     if not records:
         return strips
-    from . import apply  # apply imports this module
     props = getattr(scene, "gan_style", None)
     try:
-        style_path = library.resolve_style(storage.library_dir(context),
+        style_path = library.resolve_style(storage.library_path(context),
                                            operator.style or (props.style_name if props else ""))
         info = stylefile.read_style_info(style_path)
         start, end = frame_range or (None, None)
         digest = farm.file_digest(style_path)
-    except (*jobs.USER_ERRORS, OSError):
+    except errors.EXPECTED:
         return strips  # Apply itself reports the problem
     settings = _settings(operator)
     data = {"style_path": style_path, "style_name": jobs.style_label(style_path),
@@ -234,7 +221,7 @@ def add_finished_strips(operator, context, scene, strips, frame_range) -> list:
     for strip in strips:
         try:
             source = strip_source.plan(scene, strip, start, end)
-        except strip_source.SourceError:
+        except UserError:
             remaining.append(strip)
             continue
         found = records.get(farm_key(source, digest, settings))
@@ -242,15 +229,15 @@ def add_finished_strips(operator, context, scene, strips, frame_range) -> list:
                                     for name in found["files"]):
             remaining.append(strip)
             continue
-        record = apply._record(strip, source, found["folder"], bool(bpy.data.filepath),
-                               resumed=False)
+        record = stylized.record(strip, source, found["folder"], bool(bpy.data.filepath),
+                                 resumed=False)
         record["files"] = found["files"]
-        container, channel = apply._placement(scene, record, taken)
+        container, channel = stylized.placement(scene, record, taken)
         if channel is None:
             remaining.append(strip)  # Apply reports the missing channel
             continue
         taken.append((channel, record["start"], record["start"] + record["count"]))
-        added.append(apply._new_strip(container, channel, record, data))
+        added.append(stylized.new_strip(container, channel, record, data))
     if added:
         compat.undo_push(f"Apply '{data['style_name']}' (farm frames)")
         names = ", ".join(f"'{s.name}' (channel {s.channel})" for s in added)

@@ -2,9 +2,9 @@
 
 Nothing is added to the timeline: the frame is written to the add-on's user folder and shown in
 the Style panel and as the image datablock "GAN Style Preview" (open it in an Image Editor).
-Previews run on the serving worker (`runner.ServedRun`): it stays alive between previews with
+Previews run on the serving worker (`worker.ServedRun`): it stays alive between previews with
 the style loaded, so only the first one pays for starting Python, importing torch and loading
-the model. It exits after `runner.PREVIEW_IDLE_S` without work, and when Blender quits, the
+the model. It exits after `worker.PREVIEW_IDLE_S` without work, and when Blender quits, the
 add-on is disabled or another file is loaded.
 """
 
@@ -17,7 +17,9 @@ import shutil
 import bpy
 
 from ..gan import protocol
-from . import compat, jobs, options, runner, storage
+from ..vse import compat, jobs, options, storage
+from ..vse.job import DONE, Job, Step
+from .apply import StylizeOperator
 
 PREVIEW_IMAGE = "GAN Style Preview"
 KEEP_PREVIEWS = 3  # preview folders kept in the user folder (older ones are removed)
@@ -31,28 +33,20 @@ def latest(scene) -> dict | None:
     return shown if shown is not None and os.path.isfile(shown["path"]) else None
 
 
-class SEQUENCER_OT_gan_style_preview(bpy.types.Operator):
+@options.stylize_options("mix", "stroke_scale")
+class SEQUENCER_OT_gan_style_preview(StylizeOperator, bpy.types.Operator):
     """Stylize the current frame of the active strip with the current settings and show it """ \
         """in the Style panel and as the image "GAN Style Preview" (nothing is added)"""
     bl_idname = "sequencer.gan_style_preview"
     bl_label = "Preview Style Frame"
     bl_options = {'REGISTER'}
 
-    style: options.style()
-    mix: options.mix()
-    stroke_scale: options.stroke_scale(options.APPLY_STROKE_SCALE)
-
     @classmethod
     def poll(cls, context):
         return compat.is_visual(compat.active_strip(compat.sequencer_scene(context)))
 
-    def invoke(self, context, _event):
-        from .apply import take_panel_settings
-        take_panel_settings(self, context, ("mix", "stroke_scale"))
-        return self.execute(context)
-
     def execute(self, context):
-        scene = compat.sequencer_scene(context)
+        scene = self.take_panel_settings(context)
         strip = compat.active_strip(scene)
         frame = scene.frame_current
         start, end = compat.left_handle(strip), compat.right_handle(strip)
@@ -63,7 +57,7 @@ class SEQUENCER_OT_gan_style_preview(bpy.types.Operator):
         return jobs.run(self, scene, functools.partial(self._prepare, context, scene, strip,
                                                        frame))
 
-    def _prepare(self, context, scene, strip, frame: int, work_dir: str) -> runner.Job:
+    def _prepare(self, context, scene, strip, frame: int, work_dir: str) -> Job:
         style_path = jobs.chosen_style(context, scene, self.style)
         style_name = jobs.style_label(style_path)
         (source,) = jobs.strip_sources(scene, [strip], work_dir, (frame, frame + 1))
@@ -72,18 +66,18 @@ class SEQUENCER_OT_gan_style_preview(bpy.types.Operator):
         folder = storage.reserve_folder(parent, "preview")
         job = protocol.StylizeJob(
             model=style_path, input=protocol.SourceSpec(**source.spec()), output=folder,
-            mix=float(self.mix), device=storage.device(context), format="png", first_number=1,
-            stroke_scale=float(self.stroke_scale))
-        step = runner.Step(protocol.job_to_dict(job), f"'{strip.name}' frame {frame}",
-                           subject=f"Strip '{strip.name}'")
-        preview = runner.Job("preview", scene, f"Preview '{style_name}'", [step], work_dir,
-                             storage.worker_python(context), on_success=_show, cleanup=_cleanup,
-                             claims=(folder,), served=True)
+            device=storage.device(context), format="png", first_number=1,
+            **options.stylize_fields(self))
+        step = Step(protocol.job_to_dict(job), f"'{strip.name}' frame {frame}",
+                    subject=f"Strip '{strip.name}'")
+        preview = Job("preview", scene, f"Preview '{style_name}'", [step], work_dir,
+                      storage.worker_python(context), on_success=_show, cleanup=_cleanup,
+                      claims=(folder,), served=True)
         preview.data = {"folder": folder, "label": f"'{strip.name}' frame {frame}, {style_name}"}
         return preview
 
 
-def _show(job: runner.Job) -> str:
+def _show(job: Job) -> str:
     """Completion: load the frame into the preview image and remember it for the panel."""
     folder = job.data["folder"]
     names = [n for n in os.listdir(folder) if not n.startswith(".")]
@@ -102,8 +96,8 @@ def _show(job: runner.Job) -> str:
            f"'{PREVIEW_IMAGE}' in an Image Editor"
 
 
-def _cleanup(job: runner.Job) -> None:
-    if job.state != runner.DONE:
+def _cleanup(job: Job) -> None:
+    if job.state != DONE:
         shutil.rmtree(job.data.get("folder", ""), ignore_errors=True)
 
 

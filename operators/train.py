@@ -17,17 +17,13 @@ import os
 import shutil
 
 import bpy
-from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty,
-                       IntProperty, StringProperty)
+from bpy.props import BoolProperty, CollectionProperty, IntProperty, StringProperty
 
 from ..gan import protocol
-from . import compat, jobs, keyframes, library, options, runner, storage
+from ..vse import compat, jobs, keyframes, library, options, storage
+from ..vse.errors import UserError
+from ..vse.job import Job, RenderStep, Step
 
-PRESET_ITEMS = (
-    ('draft', "Draft", "Small and fast: minutes on a CPU"),
-    ('standard', "Standard", "Better detail: a GPU helps"),
-    ('high', "High", "Largest model: for a GPU"),
-)
 PREVIEW_EVERY_S = 15.0
 
 
@@ -36,6 +32,7 @@ class GANSTYLE_PG_strip_name(bpy.types.PropertyGroup):
     name: StringProperty(name="Strip")
 
 
+@options.train_options
 class SEQUENCER_OT_gan_style_train(bpy.types.Operator):
     """Learn a style from style sources and footage, into the style library"""
     bl_idname = "sequencer.gan_style_train"
@@ -53,110 +50,92 @@ class SEQUENCER_OT_gan_style_train(bpy.types.Operator):
         type=GANSTYLE_PG_strip_name, name="Content Strips",
         description="Footage the style is for (empty: the selected strips that are not style "
                     "strips)")
-    preset: EnumProperty(name="Preset", items=PRESET_ITEMS, default='draft')
-    minutes: FloatProperty(name="Time Budget", description="Training time in minutes",
-                           default=5.0, min=0.05, soft_max=240.0)
     steps: IntProperty(name="Steps", description="Train this many steps instead of for a time "
                        "budget (0: use the time budget)", default=0, min=0)
-    use_keyframes: BoolProperty(
-        name="Use Painted Keyframes", default=True,
-        description="Learn from painted keyframes: single-image strips above the content "
-                    "strips at the frames they depict")
-    temporal_weight: FloatProperty(
-        name="Temporal Stability", default=protocol.DEFAULT_TEMPORAL_WEIGHT, min=0.0, max=1000.0,
-        soft_max=50.0,
-        description="Weight of the training term against flicker (output of a frame vs. the "
-                    "previous output moved by the optical flow; 0: off, steps are faster)")
-    learn_strokes: options.learn_strokes()
-    stroke_scale: options.stroke_scale(options.TRAIN_STROKE_SCALE)
     resume: BoolProperty(
         name="Resume", default=True,
         description="Continue an unfinished training of the same name from its checkpoint "
                     "(off: start over, discarding that checkpoint)")
-    use_scene_settings: BoolProperty(
-        name="Use Panel Settings", default=False, options={'HIDDEN', 'SKIP_SAVE'},
-        description="Take every setting from the Train panel (the scene's Style settings)")
+    use_scene_settings: options.use_scene_settings()
 
     @classmethod
     def poll(cls, context):
         scene = compat.sequencer_scene(context)
         return scene is not None
 
+    def invoke(self, context, _event):
+        if not self.properties.is_property_set("use_scene_settings"):
+            self.use_scene_settings = True
+        return self.execute(context)
+
     def execute(self, context):
         scene = compat.sequencer_scene(context)
-        settings = self._settings(scene)
-        return jobs.run(self, scene, functools.partial(self._prepare, context, scene, settings))
+        if self.use_scene_settings:
+            self._take_panel_settings(scene)
+        return jobs.run(self, scene, functools.partial(self._prepare, context, scene))
 
-    def _settings(self, scene) -> dict:
-        """The operator's arguments, or the Train panel's settings."""
-        if self.use_scene_settings and getattr(scene, "gan_style", None) is not None:
-            props = scene.gan_style
-            return {"name": props.train_name,
-                    "style_strips": [props.train_style_strip] if props.train_style_strip else [],
-                    "style_path": props.train_style_path,
-                    "content_strips": [],
-                    "preset": props.train_preset, "minutes": props.train_minutes,
-                    "steps": 0, "resume": True,
-                    "use_keyframes": props.train_use_keyframes,
-                    "temporal_weight": props.train_temporal_weight,
-                    "stroke_scale": props.train_stroke_scale,
-                    "learn_strokes": props.train_learn_strokes}
-        return {"name": self.name, "style_strips": [i.name for i in self.style_strips],
-                "style_path": self.style_path,
-                "content_strips": [i.name for i in self.content_strips],
-                "preset": self.preset, "minutes": self.minutes, "steps": self.steps,
-                "resume": self.resume, "use_keyframes": self.use_keyframes,
-                "temporal_weight": self.temporal_weight, "stroke_scale": self.stroke_scale,
-                "learn_strokes": self.learn_strokes}
+    def _take_panel_settings(self, scene) -> None:
+        """What the caller did not give comes from the Train panel (the scene's settings)."""
+        options.from_panel(self, scene, options.TRAIN, options.TRAIN_PREFIX)
+        panel = getattr(scene, "gan_style", None)
+        if panel is None:
+            return
+        given = self.properties.is_property_set
+        if not given("name"):
+            self.name = panel.train_name
+        if not given("style_path"):
+            self.style_path = panel.train_style_path
+        if not given("style_strips") and panel.train_style_strip:
+            self.style_strips.add().name = panel.train_style_strip
 
-    def _prepare(self, context, scene, settings: dict, work_dir: str) -> runner.Job:
-        name = settings["name"].strip()
+    def _prepare(self, context, scene, work_dir: str) -> Job:
+        name = self.name.strip()
         if not name:
-            raise jobs.PrepareError("Give the new style a name")
+            raise UserError("Give the new style a name")
         if name != storage.safe_name(name, limit=200):
-            raise jobs.PrepareError(f"'{name}' cannot be a style name: use letters, digits, "
-                                    "'-', '_' and '.'")
+            raise UserError(f"'{name}' cannot be a style name: use letters, digits, "
+                            "'-', '_' and '.'")
         try:
             lib = storage.library_dir(context)
         except OSError as exc:
-            raise jobs.PrepareError(f"Cannot create the style library folder: "
-                                    f"{exc.strerror or exc}: {exc.filename or ''}; choose "
-                                    "another folder in the add-on preferences") from None
+            raise UserError(f"Cannot create the style library folder: "
+                            f"{exc.strerror or exc}: {exc.filename or ''}; choose "
+                            "another folder in the add-on preferences") from None
         storage.check_writable(lib, "the style", "choose another style library folder in the "
                                "add-on preferences")
         out = storage.style_path_in_library(lib, name)
         if os.path.exists(out):
-            raise jobs.PrepareError(f"A style named '{name}' exists already: choose another "
-                                    "name, or rename or remove that style")
+            raise UserError(f"A style named '{name}' exists already: choose another "
+                            "name, or rename or remove that style")
         training = storage.training_dir(lib, name)
         checkpoint = library.unfinished_training(lib, name)
-        resume = bool(checkpoint) and settings["resume"]
+        resume = bool(checkpoint) and self.resume
 
-        style_strips = [_strip(scene, n, "style") for n in settings["style_strips"]]
-        if settings["content_strips"]:
-            content_strips = [_strip(scene, n, "content") for n in settings["content_strips"]]
+        style_strips = [_strip(scene, i.name, "style") for i in self.style_strips]
+        if len(self.content_strips):
+            content_strips = [_strip(scene, i.name, "content") for i in self.content_strips]
         else:
             content_strips = default_content(scene, {s.name for s in style_strips})
-        style_file = settings["style_path"].strip()
+        style_file = self.style_path.strip()
         found = []
-        if settings["use_keyframes"]:
+        if self.use_keyframes:
             style_names = {s.name for s in style_strips}
             found = [k for strip in content_strips
                      for k in keyframes.find(scene, strip, exclude=style_names)]
             keyframes.check_files(found)
         if not style_strips and not style_file and not found:
-            raise jobs.PrepareError("Choose a style source: a strip, an image/video file, or "
-                                    "painted keyframes above the footage")
+            raise UserError("Choose a style source: a strip, an image/video file, or "
+                            "painted keyframes above the footage")
         if not content_strips:
-            raise jobs.PrepareError("Select the content strips (the footage the style is for)")
+            raise UserError("Select the content strips (the footage the style is for)")
 
-        renders: list[runner.RenderStep] = []  # strips Blender draws, before the training
+        renders: list[RenderStep] = []  # strips Blender draws, before the training
         style_specs = [protocol.SourceSpec(**s.spec()) for s in
                        jobs.strip_sources(scene, style_strips, work_dir, render_steps=renders)]
         if style_file:
             path = storage.absolute(style_file)
             if not os.path.exists(path):
-                raise jobs.PrepareError(f"Style file not found: {path}")
+                raise UserError(f"Style file not found: {path}")
             style_specs.append(protocol.SourceSpec(path))
         content_specs = [protocol.SourceSpec(**s.spec()) for s in
                          jobs.strip_sources(scene, content_strips, work_dir, render_steps=renders)]
@@ -165,18 +144,13 @@ class SEQUENCER_OT_gan_style_train(bpy.types.Operator):
             # Start over, only now that every input checked out: this style's own earlier,
             # unfinished state is dropped.
             shutil.rmtree(training)
-        steps = settings["steps"] or None
-        train_job = protocol.TrainJob(
-            style=style_specs, content=content_specs, out=out, preset=settings["preset"],
-            minutes=None if steps else float(settings["minutes"]), steps=steps, resume=resume,
-            device=storage.device(context), name=name, work_dir=training,
+        train_job = options.train_job(
+            self, steps=self.steps, style=style_specs, content=content_specs, out=out,
+            resume=resume, device=storage.device(context), name=name, work_dir=training,
             preview_every_s=PREVIEW_EVERY_S,
-            keyframes=[protocol.KeyframeSpec(**k.spec()) for k in found],
-            temporal_weight=float(settings["temporal_weight"]),
-            stroke_scale=float(settings["stroke_scale"]),
-            auto_keyframes=None if settings["learn_strokes"] else 0)
+            keyframes=[protocol.KeyframeSpec(**k.spec()) for k in found])
         label = "resuming" if resume else "training"
-        job = runner.Job("train", scene, f"Train '{name}'", [*renders, runner.Step(
+        job = Job("train", scene, f"Train '{name}'", [*renders, Step(
             protocol.job_to_dict(train_job), label)], work_dir, storage.worker_python(context),
             on_success=_finished, claims=(out, training))
         job.data = {"name": name, "out": out, "training": training, "resumed": resume,
@@ -187,20 +161,28 @@ class SEQUENCER_OT_gan_style_train(bpy.types.Operator):
 
 def default_content(scene, style_names=frozenset()) -> list:
     """The selected visual strips that are neither style sources nor painted keyframes."""
+    return content_survey(scene, style_names)[0]
+
+
+def content_survey(scene, style_names=frozenset()) -> tuple[list, list[keyframes.Found]]:
+    """`default_content` and what `keyframes.survey` found above each of those strips, from
+    one search (the Train panel draws both)."""
     chosen = [s for s in compat.selected_strips(scene)
               if compat.is_visual(s) and s.name not in style_names]
-    painted = keyframes.keyframe_names(scene, chosen, exclude=style_names)
-    return [s for s in chosen if s.name not in painted]
+    found = keyframes.survey(scene, chosen, exclude=style_names)
+    painted = keyframes.keyframe_names(found)
+    content = [f for f in found if f.strip.name not in painted]
+    return [f.strip for f in content], content
 
 
 def _strip(scene, name: str, role: str):
     strip = compat.find_strip(scene, name)
     if strip is None:
-        raise jobs.PrepareError(f"No strip named '{name}' ({role} strip) in scene '{scene.name}'")
+        raise UserError(f"No strip named '{name}' ({role} strip) in scene '{scene.name}'")
     return strip
 
 
-def _finished(job: runner.Job) -> str:
+def _finished(job: Job) -> str:
     """Completion (main thread): the style file is in the library; training state is dropped."""
     out = job.data["out"]
     if not os.path.isfile(out):

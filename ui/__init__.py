@@ -1,12 +1,13 @@
-"""Sidebar panels ("Style" tab of the Sequencer), preferences, settings and the library list."""
+"""What the user touches: sidebar panels ("Style" tab of the Sequencer), preferences, settings,
+the library list, the Strip menu and status bar, and the `blender -c gan_style` command."""
 
 from __future__ import annotations
 
 import bpy
 from bpy.app.handlers import persistent
 
-from ..operators import library
-from . import menus, panels, prefs, previews, props
+from ..vse import library
+from . import cli, menus, panels, prefs, previews, props
 
 classes = (*prefs.classes, *panels.classes)
 
@@ -30,6 +31,7 @@ def register() -> None:
     for cls in classes:
         bpy.utils.register_class(cls)
     menus.register()
+    cli.register()
     bpy.app.handlers.load_post.append(_on_load_post)
     if not bpy.app.background:
         # Not in background mode: nothing draws there, and with a pending timer the 4.2 bpy
@@ -42,6 +44,7 @@ def unregister() -> None:
         bpy.app.timers.unregister(_refresh_library)
     if _on_load_post in bpy.app.handlers.load_post:
         bpy.app.handlers.load_post.remove(_on_load_post)
+    cli.unregister()
     menus.unregister()
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)

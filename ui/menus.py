@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bpy
 
-from ..operators import runner
+from ..vse import scheduler
 
 
 def draw_strip_menu(self, _context):
@@ -18,7 +18,7 @@ def draw_strip_menu(self, _context):
 
 
 def draw_status_bar(self, _context):
-    for job in runner.running_jobs():
+    for job in scheduler.running_jobs():
         row = self.layout.row(align=True)
         row.progress(factor=job.fraction, type='BAR',
                      text=f"{job.title}: {job.status}  {100 * job.fraction:.0f}%")

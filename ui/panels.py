@@ -7,8 +7,9 @@ import os
 import bpy
 
 from ..gan import protocol
-from ..operators import (apply, compat, keyframes, library, preview, runner, storage,
-                         strip_source, train)
+from ..operators import preview, train
+from ..vse import compat, keyframes, library, notify, options, scheduler, storage, stylized
+from ..vse.job import DONE, FAILED, Job
 from . import prefs, previews, props
 
 
@@ -22,7 +23,7 @@ class SequencerStylePanel:
         return compat.sequencer_scene(context) is not None
 
 
-def draw_job(layout, job: runner.Job) -> None:
+def draw_job(layout, job: Job) -> None:
     """Progress, ETA, loss, preview and Cancel of a running job; the result of a finished one."""
     box = layout.box()
     if job.active:
@@ -47,17 +48,17 @@ def draw_job(layout, job: runner.Job) -> None:
         else:
             box.operator("sequencer.gan_style_cancel", icon='CANCEL', text="Cancel")
         return
-    icon = {runner.DONE: 'CHECKMARK', runner.FAILED: 'ERROR'}.get(job.state, 'CANCEL')
+    icon = {DONE: 'CHECKMARK', FAILED: 'ERROR'}.get(job.state, 'CANCEL')
     row = box.row()
     row.label(text=f"{job.title}: {job.status}", icon=icon)
     row.operator("sequencer.gan_style_dismiss", text="", icon='X', emboss=False)
     column = box.column(align=True)
-    for line in runner._wrap(job.message, 42)[:8]:
+    for line in notify.wrap(job.message, 42)[:8]:
         column.label(text=line)
 
 
-def _job_of_kind(context, kind: str) -> runner.Job | None:
-    job = runner.job_for(compat.sequencer_scene(context))
+def _job_of_kind(context, kind: str) -> Job | None:
+    job = scheduler.job_for(compat.sequencer_scene(context))
     return job if job is not None and job.kind == kind else None
 
 
@@ -88,40 +89,28 @@ class SEQUENCER_PT_gan_style_apply(SequencerStylePanel, bpy.types.Panel):
         strips = [s for s in compat.selected_strips(scene) if compat.is_visual(s)]
         if not strips and compat.is_visual(compat.active_strip(scene)):
             strips = [compat.active_strip(scene)]
-        job = runner.job_for(scene)
+        job = scheduler.job_for(scene)
         column = layout.column()
         column.enabled = bool(strips and style_name) and not (job and job.active)
         text = f"Apply to {len(strips)} strips" if len(strips) > 1 else "Apply to Strip"
         row = column.row(align=True)
+        # The buttons run with the settings drawn here (`use_scene_settings`)
         op = row.operator("sequencer.gan_style_preview", text="Preview Frame", icon='HIDE_OFF')
-        op.style = style_name
-        op.mix = settings.mix
-        op.stroke_scale = settings.stroke_scale
+        op.style, op.use_scene_settings = style_name, True
         op = row.operator("sequencer.gan_style_apply", text=text, icon='BRUSH_DATA')
-        op.style = style_name
-        op.mix = settings.mix
-        op.stabilize = settings.stabilize
-        op.stroke_scale = settings.stroke_scale
-        op.use_frame_range = settings.use_frame_range
-        op.frame_start = settings.frame_start
-        op.frame_end = settings.frame_end
+        op.style, op.use_scene_settings = style_name, True
         op = column.operator("sequencer.gan_style_export_farm_job", icon='NETWORK_DRIVE')
-        for name in ("style", "mix", "stabilize", "stroke_scale", "use_frame_range",
-                     "frame_start", "frame_end"):
-            setattr(op, name, style_name if name == "style" else getattr(settings, name))
+        op.style, op.use_scene_settings = style_name, True
         active = compat.active_strip(scene)
-        if apply.is_stylized(active):
+        if stylized.is_stylized(active):
             row = layout.row()
             row.enabled = not (job and job.active)
             op = row.operator("sequencer.gan_style_reapply", icon='FILE_REFRESH',
                               text=f"Re-apply to '{active['gan_style'].get('source_strip', '?')}'")
-            op.style = style_name
-            op.mix = settings.mix
-            op.stabilize = settings.stabilize
-            op.stroke_scale = settings.stroke_scale
+            op.style, op.use_scene_settings = style_name, True
         if not strips:
             layout.label(text="Select the strips to stylize", icon='INFO')
-        job = runner.job_for(scene)
+        job = scheduler.job_for(scene)
         if job is not None and job.kind in ("apply", "preview"):
             draw_job(layout, job)
         shown = preview.latest(scene)
@@ -152,7 +141,7 @@ class SEQUENCER_PT_gan_style_train(SequencerStylePanel, bpy.types.Panel):
         layout.prop(settings, "train_style_path")
         style_strip = settings.train_style_strip
         exclude = {style_strip} if style_strip else set()
-        content = train.default_content(scene, exclude)
+        content, found_keys = train.content_survey(scene, exclude)
         column = layout.column(align=True)
         column.label(text=f"Content: {len(content)} selected strips" if content
                      else "Content: select the footage strips", icon='SEQUENCE')
@@ -161,12 +150,12 @@ class SEQUENCER_PT_gan_style_train(SequencerStylePanel, bpy.types.Panel):
         if len(content) > 4:
             column.label(text=f"    ... and {len(content) - 4} more")
         layout.prop(settings, "train_use_keyframes")
-        lines = keyframe_lines(scene, content, exclude) if settings.train_use_keyframes else []
+        lines = lines_of(found_keys) if settings.train_use_keyframes else []
         found = any(icon == 'KEYFRAME_HLT' for _, icon in lines)
         if settings.train_use_keyframes:
             column = layout.column(align=True)
             for text, icon in lines:
-                for number, line in enumerate(runner._wrap(text, 48)):
+                for number, line in enumerate(notify.wrap(text, 48)):
                     column.label(text=line if number == 0 else f"    {line}",
                                  icon=icon if number == 0 else 'BLANK1')
             row = layout.row(align=True)
@@ -174,18 +163,16 @@ class SEQUENCER_PT_gan_style_train(SequencerStylePanel, bpy.types.Panel):
             op = row.operator("sequencer.gan_style_export_frame", text="Add Painted",
                               icon='FILEBROWSER')
             op.browse = True
-        layout.prop(settings, "train_temporal_weight")
-        layout.prop(settings, "train_learn_strokes")
-        layout.prop(settings, "train_stroke_scale")
-        layout.prop(settings, "train_preset")
-        layout.prop(settings, "train_minutes")
+        for option in options.TRAIN:  # the others, in the order of the table
+            if option.name != "use_keyframes":
+                layout.prop(settings, options.TRAIN_PREFIX + option.name)
         name = settings.train_name.strip()
-        lib = storage.library_dir(context)
+        lib = storage.library_path(context)
         if name and os.path.exists(storage.style_path_in_library(lib, name)):
             layout.label(text=f"'{name}' exists in the library: choose another name", icon='ERROR')
         elif library.unfinished_training(lib, name):
             layout.label(text="Continues the unfinished training of this name", icon='RECOVER_LAST')
-        job = runner.job_for(scene)
+        job = scheduler.job_for(scene)
         row = layout.row()
         row.enabled = not (job and job.active) and bool(content) and bool(
             style_strip or settings.train_style_path or found)
@@ -200,24 +187,27 @@ def keyframe_lines(scene, strips, exclude=()) -> list[tuple[str, str]]:
     """(text, icon) lines that say which painted keyframes were found above the footage
     strips: "Keyframes: 3 found: frame 12 (painted_012.png), ...", strips that cannot have
     keyframes (and why), and painted files that are missing."""
-    lines, found = [], []
-    for strip in strips:
-        problem = keyframes.footage_problem(scene, strip)
-        if problem:
-            lines.append((f"No keyframes: {problem}", 'INFO'))
-            continue
-        try:
-            found.append((strip, keyframes.find(scene, strip, exclude)))
-        except strip_source.SourceError as exc:
-            lines.append((str(exc), 'ERROR'))
-    with_keys = [(strip, keys) for strip, keys in found if keys]
-    for strip, keys in with_keys:
-        where = f" above '{strip.name}'" if len(with_keys) > 1 else ""
+    return lines_of(keyframes.survey(scene, strips, exclude))
+
+
+def lines_of(found: list) -> list[tuple[str, str]]:
+    """`keyframe_lines` of a `keyframes.survey`."""
+    lines = []
+    for entry in found:
+        if entry.problem:
+            lines.append((f"No keyframes: {entry.problem}", 'INFO'))
+        elif entry.error:
+            lines.append((entry.error, 'ERROR'))
+    searched = [f for f in found if not f.problem and not f.error]
+    with_keys = [f for f in searched if f.keyframes]
+    for entry in with_keys:
+        where = f" above '{entry.strip.name}'" if len(with_keys) > 1 else ""
         listed = ", ".join(f"frame {k.timeline_frame} ({os.path.basename(k.painted)})"
-                           for k in keys)
-        lines.append((f"Keyframes{where}: {len(keys)} found: {listed}", 'KEYFRAME_HLT'))
-        lines.extend((k.missing_message(), 'ERROR') for k in keys if not k.exists)
-    if found and not with_keys:
+                           for k in entry.keyframes)
+        lines.append((f"Keyframes{where}: {len(entry.keyframes)} found: {listed}",
+                      'KEYFRAME_HLT'))
+        lines.extend((k.missing_message(), 'ERROR') for k in entry.keyframes if not k.exists)
+    if searched and not with_keys:
         lines.append(("Keyframes: none found (paint over exported frames, see below)",
                       'KEYFRAME'))
     return lines
@@ -277,7 +267,7 @@ class SEQUENCER_PT_gan_style_library(SequencerStylePanel, bpy.types.Panel):
                 column.label(text=f"Created: {item.created or '?'}")
                 if item.sources:
                     column.label(text=f"Sources: {item.sources}")
-        layout.label(text=storage.library_dir(context), icon='FILE_FOLDER')
+        layout.label(text=storage.library_path(context), icon='FILE_FOLDER')
         layout.operator("sequencer.gan_style_clean_up", icon='TRASH')
 
 

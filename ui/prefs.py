@@ -6,7 +6,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
-from ..operators import deps, installer, library, storage
+from ..vse import deps, installer, library, options, storage
 
 
 def _library_changed(_self, context):
@@ -17,33 +17,18 @@ def _python_changed(_self, _context):
     deps.clear()
 
 
-# Enum numbers stay the same whatever the worker answers, so a saved choice keeps its meaning.
-_AUTO, _CPU, _MPS, _CUDA_BASE = 0, 1, 3, 16
 _device_items: list[tuple] = []  # Blender needs the strings of dynamic items kept alive
 
 
 def _device_items_of(_self, context):
     """Automatic and CPU, then the GPUs the worker's torch reported (CUDA devices, Apple MPS)."""
-    items = [('AUTO', "Automatic", "The first NVIDIA GPU (CUDA), then the Apple GPU (MPS), "
-              "then the CPU", _AUTO),
-             ('CPU', "CPU", "Always the CPU", _CPU)]
-    status = deps.cached(storage.worker_python(context))
-    if status is not None and not status.checking:
-        for gpu in status.gpus:
-            memory = gpu.get("memory", 0) / 1024 ** 3
-            items.append((f"CUDA:{gpu['index']}", f"{gpu['name']} ({memory:.0f} GB)",
-                          f"NVIDIA GPU {gpu['index']} (cuda:{gpu['index']})",
-                          _CUDA_BASE + int(gpu["index"])))
-        if status.mps:
-            items.append(('MPS', "Apple GPU (Metal)", "The Apple GPU through Metal (MPS)", _MPS))
-    _device_items[:] = items
+    _device_items[:] = options.device_items(deps.cached(storage.worker_python(context)))
     return _device_items
 
 
 # The builds of this platform, the one its hardware suggests first (annotations are evaluated
 # by Blender in the module's namespace: plain names, no comprehensions).
-_BUILD_ITEMS = [(key, installer.BUILDS[key][0], installer.BUILDS[key][1])
-                for key in installer.builds_for()]
+_BUILD_ITEMS = deps.BUILD_ITEMS
 _DEFAULT_BUILD = installer.default_build()
 
 
@@ -60,7 +45,7 @@ class GANSTYLE_AddonPreferences(bpy.types.AddonPreferences):
                     "NumPy). Empty: the environment made by Install Dependencies, else "
                     "Blender's own Python")
     device: EnumProperty(
-        name="Device", items=_device_items_of, default=_AUTO,
+        name="Device", items=_device_items_of, default=options.DEFAULT_DEVICE,
         description="Where jobs run: the GPUs listed are those the worker's torch sees")
     torch_build: EnumProperty(
         name="torch Build", items=_BUILD_ITEMS, default=_DEFAULT_BUILD,
@@ -92,11 +77,11 @@ class GANSTYLE_AddonPreferences(bpy.types.AddonPreferences):
         draw_install(layout.box(), self)
 
         layout.prop(self, "library_dir")
-        layout.label(text=f"Library: {storage.library_dir(context)}", icon='FILE_FOLDER')
+        layout.label(text=f"Library: {storage.library_path(context)}", icon='FILE_FOLDER')
         row = layout.row()
         row.label(text=f"Data: {storage.data_root()}", icon='DISK_DRIVE')
         row.operator("wm.path_open", text="Open", icon='FILEBROWSER').filepath = \
-            storage.data_dir()
+            storage.data_root()
         layout.operator("sequencer.gan_style_clean_up", icon='TRASH')
 
 

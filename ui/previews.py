@@ -1,18 +1,17 @@
 """Icons for style thumbnails and training previews (a `bpy.utils.previews` collection).
 
-A style file carries its thumbnail as PNG bytes; they are written once to a cache file in the
-user folder (named by a hash of the style path, modification time and size) and loaded from
-there, because previews load from files only.
+A style file carries its thumbnail as PNG bytes; `vse.library.write_thumbnails` writes them
+once to a cache file in the user folder when the library is read, and the icons load from
+there (previews load from files only; drawing writes nothing).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 import bpy.utils.previews
 
-from ..operators import storage
+from ..vse import library
 
 _collection = None
 _preview_keys: list[str] = []
@@ -27,20 +26,17 @@ def _previews():
 
 
 def style_icon(entry) -> int:
-    """Icon id of a library entry's thumbnail (0 when it has none)."""
+    """Icon id of a library entry's thumbnail (0 when it has none, or none is cached yet: the
+    cache is written when the library is read, `library.refresh`; drawing writes nothing)."""
     if not entry.thumbnail_png:
         return 0
-    key = hashlib.sha1(f"{entry.path}|{entry.stamp}".encode("utf-8", "surrogatepass")).hexdigest()
+    path = library.thumbnail_file(entry)
     previews = _previews()
-    if key not in previews:
-        path = os.path.join(storage.user_dir("thumbnails"), key + ".png")
+    if path not in previews:
         if not os.path.isfile(path):
-            tmp = f"{path}.{os.getpid()}.tmp"
-            with open(tmp, "wb") as handle:
-                handle.write(entry.thumbnail_png)
-            os.replace(tmp, path)  # a cache file of our own: same bytes for the same key
-        previews.load(key, path, 'IMAGE')
-    return previews[key].icon_id
+            return 0
+        previews.load(path, path, 'IMAGE')
+    return previews[path].icon_id
 
 
 def image_icon(path: str) -> int:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import (CollectionProperty, EnumProperty, FloatProperty, IntProperty,
-                       PointerProperty, StringProperty, BoolProperty)
+from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, IntProperty,
+                       PointerProperty, StringProperty)
 
-from ..gan import protocol
-from ..operators import library, options, storage
-from ..operators.train import PRESET_ITEMS
+from ..vse import library, options, storage
 from . import previews
 
 
@@ -29,7 +27,9 @@ _style_items: list[tuple] = []
 
 
 def style_entries() -> list:
-    return library.scan(storage.library_dir())
+    """The library's styles as last read (`library.entries`: read again when the folder
+    changes), for the style picker, which Blender asks for often while drawing."""
+    return library.entries(storage.library_path())
 
 
 def _style_enum_items(_self, _context):
@@ -53,17 +53,19 @@ def _describe(entry) -> str:
     return ", ".join(parts)
 
 
-def current_style_name(props) -> str:
-    """The chosen style if it is still in the library, else the first usable one ('' if none)."""
-    names = [e.name for e in style_entries() if not e.error]
+def current_style_name(props, names=None) -> str:
+    """The chosen style if it is still in the library, else the first usable one ('' if none).
+    `names`: the usable styles, when the caller has them already."""
+    if names is None:
+        names = [e.name for e in style_entries() if not e.error]
     if props.style_name in names:
         return props.style_name
     return names[0] if names else ""
 
 
 def _get_style(self):
-    items = _style_enum_items(self, None)
-    name = current_style_name(self)
+    items = _style_enum_items(self, None)  # one listing for both
+    name = current_style_name(self, [item[0] for item in items if item[0]])
     for item in items:
         if item[0] == name:
             return item[4]
@@ -82,15 +84,6 @@ class GANSTYLE_PG_scene(bpy.types.PropertyGroup):
     style_name: StringProperty(name="Style", description="Library name of the style to apply")
     style: EnumProperty(name="Style", description="Style to apply", items=_style_enum_items,
                         get=_get_style, set=_set_style)
-    mix: options.mix()
-    use_frame_range: BoolProperty(
-        name="Limit Frames",
-        description="Stylize only the timeline frames from Start to End (off: each strip's "
-                    "whole visible range)")
-    stabilize: options.stabilize()
-    stroke_scale: options.stroke_scale(options.APPLY_STROKE_SCALE)
-    frame_start: IntProperty(name="Start", default=1)
-    frame_end: IntProperty(name="End", default=250)
 
     train_name: StringProperty(name="Name", description="Library name of the new style",
                                default="my_style")
@@ -99,19 +92,11 @@ class GANSTYLE_PG_scene(bpy.types.PropertyGroup):
     train_style_path: StringProperty(name="Style File", subtype='FILE_PATH',
                                      description="An image, image folder or video that shows "
                                                  "the style")
-    train_preset: EnumProperty(name="Preset", items=PRESET_ITEMS, default='draft')
-    train_minutes: FloatProperty(name="Time Budget", description="Training time in minutes",
-                                 default=5.0, min=0.05, soft_max=240.0, unit='NONE')
-    train_use_keyframes: BoolProperty(
-        name="Painted Keyframes", default=True,
-        description="Learn from painted keyframes: single-image strips above the footage at "
-                    "the frames they depict")
-    train_temporal_weight: FloatProperty(
-        name="Temporal Stability", default=protocol.DEFAULT_TEMPORAL_WEIGHT, min=0.0,
-        max=1000.0, soft_max=50.0,
-        description="Weight of the training term against flicker (0: off, steps are faster)")
-    train_learn_strokes: options.learn_strokes()
-    train_stroke_scale: options.stroke_scale(options.TRAIN_STROKE_SCALE)
+    # and the options of `vse.options`: STYLIZE as they are, TRAIN as `train_<name>`
+
+
+options.declare(GANSTYLE_PG_scene, options.STYLIZE)
+options.declare(GANSTYLE_PG_scene, options.TRAIN, options.TRAIN_PREFIX)
 
 
 classes = (GANSTYLE_PG_library_item, GANSTYLE_PG_scene)
@@ -124,12 +109,10 @@ def register() -> None:
     wm = bpy.types.WindowManager
     wm.gan_style_library = CollectionProperty(type=GANSTYLE_PG_library_item)
     wm.gan_style_library_index = IntProperty(name="Active Style", default=-1)
-    wm.gan_style_library_stamp = FloatProperty(options={'HIDDEN', 'SKIP_SAVE'})
 
 
 def unregister() -> None:
     wm = bpy.types.WindowManager
-    del wm.gan_style_library_stamp
     del wm.gan_style_library_index
     del wm.gan_style_library
     del bpy.types.Scene.gan_style

@@ -263,7 +263,7 @@ def _tree(roots, skip=()) -> dict[str, tuple]:
 
 def library_dir() -> str:
     import sys
-    return sys.modules[ADDON_MODULE].operators.storage.library_dir()
+    return sys.modules[ADDON_MODULE].vse.storage.library_dir()
 
 
 def output_root() -> str:

@@ -59,7 +59,7 @@ def addon(built_zip, tmp_path_factory):
     installed = os.path.join(bpy.utils.user_resource('EXTENSIONS'), "user_default", "gan_style")
     # The operator reports FINISHED even when extraction fails: check the files.
     for relative in ("__init__.py", "blender_manifest.toml", "gan/worker.py",
-                     "operators/apply.py", "ui/panels.py"):
+                     "operators/apply.py", "vse/scheduler.py", "ui/panels.py"):
         assert os.path.isfile(os.path.join(installed, relative)), relative
     assert MODULE in bpy.context.preferences.addons, "the extension was not enabled"
     module = sys.modules[MODULE]
@@ -70,18 +70,24 @@ def addon(built_zip, tmp_path_factory):
     bpy.ops.wm.save_as_mainfile(filepath=template)
     module.test_template = template
     yield module
-    module.operators.runner.cancel_all()
+    module.vse.scheduler.cancel_all()
 
 
 @pytest.fixture
 def runner(addon):
-    return addon.operators.runner
+    return addon.vse.scheduler
+
+
+@pytest.fixture
+def worker(addon):
+    """The worker processes' module (the serving worker of previews)."""
+    return addon.vse.worker
 
 
 @pytest.fixture
 def window_runner(addon, monkeypatch):
     """The job runner in window mode (the operator returns; the test drives the timer)."""
-    runner = addon.operators.runner
+    runner = addon.vse.scheduler
     monkeypatch.setattr(runner, "FORCE_ASYNC", True)
     yield runner
     runner.cancel_all()
@@ -92,7 +98,7 @@ def window_runner(addon, monkeypatch):
 @pytest.fixture
 def blend(addon, tmp_path):
     """A fresh, saved .blend (so `//` paths resolve to tmp_path) with a sequence editor."""
-    runner = addon.operators.runner
+    runner = addon.vse.scheduler
     runner.cancel_all()
     runner._jobs.clear()
     bpy.ops.wm.open_mainfile(filepath=addon.test_template)
@@ -144,7 +150,7 @@ def trained_style(addon, media) -> str:
         name="tiny", style_strips=[{"name": "Look"}], style_path=media.style_image,
         content_strips=[{"name": "Content"}], steps=bl_helpers.TRAIN_STEPS)
     assert result == {'FINISHED'}
-    path = os.path.join(addon.operators.storage.library_dir(), "tiny.ganstyle")
+    path = os.path.join(addon.vse.storage.library_dir(), "tiny.ganstyle")
     assert os.path.isfile(path)
     return path
 

@@ -61,13 +61,14 @@ def test_cancel_adds_nothing_and_leaves_no_process(runner, blend, movie, style, 
     assert bpy.ops.sequencer.gan_style_cancel() == {'FINISHED'}
     assert not bpy.ops.sequencer.gan_style_cancel.poll()  # cancelling already
     finish(runner, job)
-    assert job.state in (runner.CANCELLED, runner.DONE)
-    if job.state == runner.CANCELLED:
-        assert bl_helpers.new_strips(blend, before) == []
-        for folder in frame_folders():  # kept only with finished frames (Apply resumes)
-            names = os.listdir(os.path.join(os.path.dirname(bpy.data.filepath), "gan_style",
-                                            folder))
-            assert any(n.startswith("frame_") for n in names), names
+    if job.state == runner.DONE:
+        pytest.fail("the job finished before the cancel: use a longer clip")
+    assert job.state == runner.CANCELLED, job.message
+    assert bl_helpers.new_strips(blend, before) == []
+    for folder in frame_folders():  # kept only with finished frames (Apply resumes)
+        names = os.listdir(os.path.join(os.path.dirname(bpy.data.filepath), "gan_style",
+                                        folder))
+        assert any(n.startswith("frame_") for n in names), names
     assert all(bl_helpers.process_gone(pid) for pid in job.pids)
 
 
@@ -84,8 +85,8 @@ def test_one_job_per_scene(runner, blend, movie, style):
     assert job.state == runner.DONE
 
 
-def test_a_worker_that_ignores_cancel_is_terminated_then_killed(runner, blend, movie, style,
-                                                                 worker_python, tmp_path,
+def test_a_worker_that_ignores_cancel_is_terminated_then_killed(runner, worker, blend, movie,
+                                                                 style, worker_python, tmp_path,
                                                                  monkeypatch):
     from conftest import WORKER_PYTHON
     stubborn = bl_helpers.write_fake_python(
@@ -93,8 +94,8 @@ def test_a_worker_that_ignores_cancel_is_terminated_then_killed(runner, blend, m
         f'exec "{WORKER_PYTHON}" -c "import signal, time; '
         f'signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)"')
     worker_python(stubborn)
-    monkeypatch.setattr(runner, "CANCEL_GRACE_S", 0.3)
-    monkeypatch.setattr(runner, "TERMINATE_GRACE_S", 0.3)
+    monkeypatch.setattr(worker, "CANCEL_GRACE_S", 0.3)
+    monkeypatch.setattr(worker, "TERMINATE_GRACE_S", 0.3)
     before = {s.name for s in bl_helpers.strips_all(blend)}
     bpy.ops.sequencer.gan_style_apply(style=style)
     job = runner.job_for(blend)

@@ -37,7 +37,7 @@ def folders() -> set[str]:
 def test_clean_up_never_removes_a_folder_a_strip_uses(addon, blend, media, style,
                                                       window_runner):
     scene = blend
-    cleanup = addon.operators.cleanup
+    cleanup = addon.vse.cleanup
     clip = bl_helpers.add_images(scene, media.images[:3], "Clip", channel=1, frame_start=1)
     # Named by another .blend beside this one (another version of the edit) and by no strip
     # of this one (saved first: that file names nothing else).
@@ -67,7 +67,7 @@ def test_clean_up_never_removes_a_folder_a_strip_uses(addon, blend, media, style
     bl_helpers.strips(scene).remove(deleted)
     frame_folder("never_used")
     # Unfinished training (no style file) and the finished style's name (kept).
-    library = addon.operators.storage.library_dir()
+    library = addon.vse.storage.library_dir()
     unfinished = os.path.join(library, ".training", "half_done")
     os.makedirs(unfinished)
     with open(os.path.join(unfinished, "checkpoint.pt"), "wb") as handle:
@@ -100,7 +100,7 @@ def test_clean_up_never_removes_a_folder_a_strip_uses(addon, blend, media, style
     assert not os.path.exists(unfinished) and os.path.isdir(finished)
     for strip in bl_helpers.strips_all(scene) + bl_helpers.strips_all(other):
         if strip.type == 'IMAGE':
-            files = [os.path.join(addon.operators.storage.absolute(strip.directory), e.filename)
+            files = [os.path.join(addon.vse.storage.absolute(strip.directory), e.filename)
                      for e in strip.elements]
             assert all(os.path.isfile(f) for f in files), strip.name
 
@@ -118,7 +118,7 @@ def test_clean_up_never_removes_a_folder_a_strip_uses(addon, blend, media, style
 
 
 def test_cli_cleanup_lists_and_removes(addon, blend, media, capsys):
-    cli = addon.operators.cli
+    cli = addon.ui.cli
     used = frame_folder("used")
     image_strip(blend, used, "Used", channel=2)
     unused = frame_folder("unused")

@@ -13,10 +13,10 @@ pytestmark = pytest.mark.lts
 
 
 def test_no_deprecated_strip_names_outside_compat(addon):
-    compat = addon.operators.compat
+    compat = addon.vse.compat
     pattern = re.compile(r"\.(%s)\b" % "|".join(compat.DEPRECATED_STRIP_NAMES))
     found = []
-    for folder in ("operators", "ui"):
+    for folder in ("operators", "ui", "vse"):
         for name in sorted(os.listdir(os.path.join(bl_helpers.ROOT, folder))):
             path = os.path.join(bl_helpers.ROOT, folder, name)
             if not name.endswith(".py") or name == "compat.py":
@@ -28,11 +28,11 @@ def test_no_deprecated_strip_names_outside_compat(addon):
                         # operator properties of the same name (self.frame_start) are not strips
                         if not re.search(r"(self|op|settings|scene)\.%s" % match.group(1), code):
                             found.append(f"{folder}/{name}:{number}: {line.strip()}")
-    assert not found, "deprecated in 5.1, use operators/compat.py:\n" + "\n".join(found)
+    assert not found, "deprecated in 5.1, use vse/compat.py:\n" + "\n".join(found)
 
 
 def test_compat_reads_the_strip_timing_of_this_blender(addon, blend, media):
-    compat = addon.operators.compat
+    compat = addon.vse.compat
     movie = bl_helpers.add_movie(blend, media.movie, "Movie", channel=1, frame_start=5)
     movie.animation_offset_start = 2
     movie.frame_offset_start = 3

@@ -64,7 +64,7 @@ def test_unknown_style(images_strip):
     (lambda data: b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\": 1}        ", "not a style file"),
 ])
 def test_corrupted_style_file(images_strip, style, addon, tmp_path, damage, reason):
-    library = addon.operators.storage.library_dir()
+    library = addon.vse.storage.library_dir()
     with open(os.path.join(library, style + ".ganstyle"), "rb") as handle:
         data = handle.read()
     broken = tmp_path / "broken.ganstyle"

@@ -33,7 +33,8 @@ def test_manifest_follows_blenders_rules():
 def test_zip_holds_the_addon_and_nothing_else(built_zip):
     names = zipfile.ZipFile(built_zip).namelist()
     assert "blender_manifest.toml" in names and "__init__.py" in names
-    assert any(n.startswith("gan/") for n in names)
+    for package in ("gan/", "operators/", "ui/", "vse/"):
+        assert any(n.startswith(package) for n in names), package
     for prefix in ("tests/", "benchmarks/", "scripts/", "docs/", ".ci/", ".venv", ".git/"):
         assert not any(n.startswith(prefix) for n in names), prefix
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
@@ -69,7 +70,7 @@ def test_blender_never_imports_torch(addon):
 
 
 def test_user_data_lives_in_the_data_folder_outside_blender_and_the_extension(addon):
-    storage = addon.operators.storage
+    storage = addon.vse.storage
     data = os.environ["GAN_STYLE_DATA_DIR"]
     assert storage.data_root() == data
     assert storage.library_dir() == os.path.join(data, "styles")
@@ -80,7 +81,7 @@ def test_user_data_lives_in_the_data_folder_outside_blender_and_the_extension(ad
 
 
 def test_default_data_folder_is_the_platforms_per_user_place(addon, monkeypatch):
-    storage = addon.operators.storage
+    storage = addon.vse.storage
     monkeypatch.delenv("GAN_STYLE_DATA_DIR")
     monkeypatch.setenv("HOME", "/home/artist")
     monkeypatch.setenv("XDG_DATA_HOME", "/data/artist")
@@ -98,13 +99,13 @@ def test_worker_python_defaults_to_blenders_own(addon):
     chosen = prefs.python_path
     try:
         prefs.python_path = ""
-        assert addon.operators.storage.worker_python() == sys.executable
+        assert addon.vse.storage.worker_python() == sys.executable
     finally:
         prefs.python_path = chosen
 
 
 def test_dependency_check_names_what_is_missing(addon, tmp_path):
-    deps = addon.operators.deps
+    deps = addon.vse.deps
     from conftest import WORKER_PYTHON
     good = deps.check(WORKER_PYTHON, refresh=True)
     assert good.ok, good.summary

@@ -62,7 +62,7 @@ def test_export_farm_job_runs_and_apply_reuses_its_frames(addon, blend, strips, 
                                           "parameter_values.yaml", "sources", "style",
                                           "template.yaml"]
     assert bl_helpers.file_digest(os.path.join(bundle, "style", f"{STYLE}.ganstyle")) == \
-        bl_helpers.file_digest(os.path.join(addon.operators.storage.BUILTIN_STYLES_DIR,
+        bl_helpers.file_digest(os.path.join(addon.vse.storage.BUILTIN_STYLES_DIR,
                                             f"{STYLE}.ganstyle"))
     rendered = os.path.join(bundle, "sources", "2_Tint")
     assert sorted(os.listdir(rendered)) == [f"render_{i:06d}.png" for i in range(3)]
@@ -124,7 +124,7 @@ def test_export_farm_job_runs_and_apply_reuses_its_frames(addon, blend, strips, 
 
 
 def test_export_farm_job_bad_input_and_cli(addon, blend, strips, media, tmp_path, capsys):
-    cli = addon.operators.cli
+    cli = addon.ui.cli
     path = bpy.data.filepath
     assert cli.main(["farm-job", path, "--style", "nope"]) == cli.EXIT_FAILED
     assert "error: No style named 'nope'" in capsys.readouterr().err

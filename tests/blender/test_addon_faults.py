@@ -50,7 +50,7 @@ def long_movie(tmp_path_factory) -> str:
 
 @pytest.fixture
 def library(addon):
-    return addon.operators.storage.library_dir()
+    return addon.vse.storage.library_dir()
 
 
 def finish(runner, job, timeout=120):
@@ -362,7 +362,7 @@ module = "bl_ext.user_default.gan_style"
 addon_utils.enable(module, default_set=True)
 prefs = bpy.context.preferences.addons[module].preferences
 prefs.python_path, prefs.device = sys.argv[1], 'CPU'
-runner = sys.modules[module].operators.runner
+runner = sys.modules[module].vse.scheduler
 runner.FORCE_ASYNC = True  # as with a window: the job runs while Blender goes on
 bpy.ops.wm.open_mainfile(filepath=sys.argv[2])
 bpy.ops.sequencer.gan_style_apply(style=sys.argv[3])

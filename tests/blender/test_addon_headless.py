@@ -26,11 +26,11 @@ def saved_blend(blend, media):
 
 
 def test_cli_command_is_registered(addon):
-    assert addon.operators.cli._handle is not None
+    assert addon.ui.cli._handle is not None
 
 
 def test_cli_apply_saves_the_new_strip(addon, saved_blend, style, capsys):
-    cli = addon.operators.cli
+    cli = addon.ui.cli
     code = cli.main(["apply", saved_blend, "--style", style, "--strip", "Clip", "--mix", "0",
                      "--frames", "2-3"])
     assert code == cli.EXIT_OK, capsys.readouterr()
@@ -41,7 +41,7 @@ def test_cli_apply_saves_the_new_strip(addon, saved_blend, style, capsys):
 
 
 def test_cli_failures_have_exit_codes_and_one_line(addon, saved_blend, capsys):
-    cli = addon.operators.cli
+    cli = addon.ui.cli
     assert cli.main(["apply", saved_blend, "--style", "nope"]) == cli.EXIT_FAILED
     assert "error: No style named 'nope'" in capsys.readouterr().err
     assert cli.main(["apply", saved_blend, "--style", "x", "--strip", "Missing"]) == cli.EXIT_FAILED
@@ -54,7 +54,7 @@ def test_cli_failures_have_exit_codes_and_one_line(addon, saved_blend, capsys):
 
 
 def test_cli_lists_the_library(addon, style, capsys):
-    cli = addon.operators.cli
+    cli = addon.ui.cli
     assert cli.main(["library"]) == cli.EXIT_OK
     assert f"  {style}: preset draft" in capsys.readouterr().out
 

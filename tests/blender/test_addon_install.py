@@ -33,7 +33,7 @@ WHEELS = os.path.join(bl_helpers.ROOT, ".cache", "wheels", "py%d%d" % sys.versio
 def wheel_dir(addon) -> str:
     """torch 2.13.0 and the NumPy/OpenCV the installer asks for on this Python, downloaded once."""
     done = os.path.join(WHEELS, "downloaded.json")
-    wanted = [TORCH, *addon.operators.installer.requirements(sys.version_info[:2])]
+    wanted = [TORCH, *addon.vse.installer.requirements(sys.version_info[:2])]
     try:
         with open(done) as handle:
             if json.load(handle) == wanted:
@@ -54,7 +54,7 @@ def _run(python: str, code: str) -> str:
 
 
 def test_offline_install_refuses_and_gives_the_command(addon):
-    storage = addon.operators.storage
+    storage = addon.vse.storage
     assert not bpy.app.online_access  # the bpy module starts offline, like --offline-mode
     with pytest.raises(RuntimeError, match=r"Online access is off.*-m venv .* -m pip install "
                                            r"--disable-pip-version-check .*torch"):
@@ -75,11 +75,11 @@ def test_offline_install_refuses_and_gives_the_command(addon):
     ((3, 13), "numpy>=2", "opencv-python-headless>=4.12"),
 ])
 def test_pins_follow_the_python_version(addon, version, numpy, opencv):
-    assert addon.operators.installer.requirements(version) == [numpy, opencv]
+    assert addon.vse.installer.requirements(version) == [numpy, opencv]
 
 
 def test_torch_builds_offered_per_platform(addon):
-    installer = addon.operators.installer
+    installer = addon.vse.installer
     assert installer.builds_for("darwin") == ["APPLE"]
     assert installer.builds_for("win32") == installer.builds_for("linux") == ["CUDA", "CPU"]
     cpu = installer.Plan("/b/python", "/env", "CPU", (3, 11)).steps()[1][1]
@@ -93,7 +93,7 @@ def test_torch_builds_offered_per_platform(addon):
 
 
 def test_dependency_check_runs_in_the_background(addon, tmp_path):
-    deps = addon.operators.deps
+    deps = addon.vse.deps
     slow = bl_helpers.write_fake_python(str(tmp_path), "slow-python",
                                         f'sleep 3; exec "{WORKER_PYTHON}" "$@"')
     started = time.monotonic()
@@ -107,7 +107,7 @@ def test_dependency_check_runs_in_the_background(addon, tmp_path):
 
 
 def test_device_choice_lists_the_gpus_the_worker_reports(addon, tmp_path, worker_python):
-    deps, storage = addon.operators.deps, addon.operators.storage
+    deps, storage = addon.vse.deps, addon.vse.storage
     prefs = bpy.context.preferences.addons[addon.__name__].preferences
 
     def items():  # what Blender's enum offers (dynamic items: asked for each time)
@@ -135,7 +135,7 @@ def test_device_choice_lists_the_gpus_the_worker_reports(addon, tmp_path, worker
 
 
 def test_cancel_stops_the_installation(addon, wheel_dir, tmp_path):
-    deps, installer = addon.operators.deps, addon.operators.installer
+    deps, installer = addon.vse.deps, addon.vse.installer
     plan = installer.Plan(sys.executable, str(tmp_path / "env"), "CPU", sys.version_info[:2],
                           wheel_dir=wheel_dir, torch=TORCH)
     running = installer.Installer(plan).start()
@@ -155,7 +155,7 @@ def test_cancel_stops_the_installation(addon, wheel_dir, tmp_path):
 @pytest.mark.slow
 def test_install_dependencies_then_the_worker_runs_a_job_in_that_environment(
         addon, blend, media, style, wheel_dir, worker_python):
-    storage, deps = addon.operators.storage, addon.operators.deps
+    storage, deps = addon.vse.storage, addon.vse.deps
     env = storage.env_dir()
     assert env.startswith(os.environ["GAN_STYLE_DATA_DIR"]) and not os.path.exists(env)
 
@@ -167,8 +167,8 @@ def test_install_dependencies_then_the_worker_runs_a_job_in_that_environment(
 
 
 def _install_and_apply(addon, blend, media, style, wheel_dir, worker_python, env):
-    storage, installer, deps = (addon.operators.storage, addon.operators.installer,
-                                addon.operators.deps)
+    storage, installer, deps = (addon.vse.storage, addon.vse.installer,
+                                addon.vse.deps)
     assert bpy.ops.sequencer.gan_style_install_dependencies(
         build='CPU', wheel_dir=wheel_dir) == {'FINISHED'}
 
@@ -187,8 +187,8 @@ def _install_and_apply(addon, blend, media, style, wheel_dir, worker_python, env
     bl_helpers.select_only(blend, strip)
     before = {s.name for s in bl_helpers.strips_all(blend)}
     assert bpy.ops.sequencer.gan_style_apply(style=style, mix=0.0) == {'FINISHED'}
-    job = addon.operators.runner.job_for(blend)
-    assert job.python == python and job.state == addon.operators.runner.DONE
+    job = addon.vse.scheduler.job_for(blend)
+    assert job.python == python and job.state == addon.vse.scheduler.DONE
     (made,) = bl_helpers.new_strips(blend, before)
     outputs = [cv2.imread(f) for f in bl_helpers.strip_files(made)]
     assert len(outputs) == 3

@@ -58,7 +58,7 @@ def add_still(scene, path, name, channel, frame):
 
 
 def keyframes_module(addon):
-    return addon.operators.keyframes
+    return addon.vse.keyframes
 
 
 def exported_strip(scene, before):
@@ -203,12 +203,13 @@ def test_train_from_keyframes_alone(addon, blend, clip, tmp_path, runner):
     result = bpy.ops.sequencer.gan_style_train(name="kf_keys_only", steps=bl_helpers.TRAIN_STEPS)
     assert result == {'FINISHED'}
     job = runner.job_for(blend).steps[0].job
-    assert job["style"] == [] and job["temporal_weight"] == 10.0
+    assert job["style"] == []
+    assert job["temporal_weight"] == addon.gan.protocol.DEFAULT_TEMPORAL_WEIGHT
     footage = os.path.normpath(clip["movie"])
     assert job["keyframes"] == [{"footage": footage, "frame": 3, "painted": art},
                                 {"footage": footage, "frame": 9, "painted": art9}]
     assert job["content"][0]["path"] == footage
-    out = os.path.join(addon.operators.storage.library_dir(), "kf_keys_only.ganstyle")
+    out = os.path.join(addon.vse.storage.library_dir(), "kf_keys_only.ganstyle")
     info = addon.gan.stylefile.read_style_info(out)
     assert info.meta["keyframes"] == 2 and info.meta["steps"] == bl_helpers.TRAIN_STEPS
 
@@ -231,10 +232,10 @@ def image_style(addon, clip, tmp_path_factory) -> str:
     result = bpy.ops.sequencer.gan_style_train(name="kf_single_image", style_path=look,
                                                steps=bl_helpers.TRAIN_STEPS, temporal_weight=0.0)
     assert result == {'FINISHED'}
-    job = addon.operators.runner.job_for(scene).steps[0].job
+    job = addon.vse.scheduler.job_for(scene).steps[0].job
     assert job["style"] == [{"path": look, "frames": None}] and job["keyframes"] == []
     assert job["temporal_weight"] == 0.0
-    return os.path.join(addon.operators.storage.library_dir(), "kf_single_image.ganstyle")
+    return os.path.join(addon.vse.storage.library_dir(), "kf_single_image.ganstyle")
 
 
 def test_single_image_style_trains_and_applies(addon, blend, clip, image_style):
@@ -266,7 +267,7 @@ def test_apply_with_stabilize_reaches_the_worker(addon, blend, clip, image_style
 
     # the same from Blender's command line (`blender -c gan_style apply ... --stabilize S`)
     bpy.ops.wm.save_mainfile()
-    code = addon.operators.cli.main(["apply", bpy.data.filepath, "--style", "kf_single_image",
+    code = addon.ui.cli.main(["apply", bpy.data.filepath, "--style", "kf_single_image",
                                      "--strip", "Shot", "--stabilize", "0.25", "--no-save"])
     assert code == 0
     assert runner.job_for(bpy.context.scene).steps[0].job["stabilize"] == 0.25
@@ -292,7 +293,7 @@ def test_stroke_scale_reaches_the_worker_and_the_strip(addon, blend, clip, image
     assert len(files) == 4 and all(cv2.imread(f).shape[:2] == (48, 64) for f in files)
 
     bpy.ops.wm.save_mainfile()
-    code = addon.operators.cli.main(["apply", bpy.data.filepath, "--style", "kf_single_image",
+    code = addon.ui.cli.main(["apply", bpy.data.filepath, "--style", "kf_single_image",
                                      "--strip", "Shot", "--stroke-scale", "0.5", "--no-save"])
     assert code == 0
     assert runner.job_for(bpy.context.scene).steps[0].job["stroke_scale"] == 0.5

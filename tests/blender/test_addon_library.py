@@ -18,7 +18,7 @@ pytestmark = pytest.mark.lts
 @pytest.fixture
 def library(addon, style):
     """The library folder; whatever a test adds to it is removed afterwards."""
-    folder = addon.operators.storage.library_dir()
+    folder = addon.vse.storage.library_dir()
     before = set(os.listdir(folder))
     yield folder
     for name in set(os.listdir(folder)) - before:
@@ -80,17 +80,19 @@ def test_list_shows_metadata_and_names_broken_files(library, style, addon):
     assert items["broken"].error and "truncated" in items["broken"].error
     good = items[style]
     assert not good.error and good.preset == "draft" and good.path.endswith(".ganstyle")
-    assert isinstance(good.steps, int)
+    assert good.steps == bl_helpers.TRAIN_STEPS
 
 
 def test_thumbnails_and_the_style_picker(library, style, addon, blend):
-    lib_module = addon.operators.library
+    lib_module = addon.vse.library
     entry = lib_module.read_entry(os.path.join(library, style + ".ganstyle"))
     assert entry.thumbnail_png and entry.thumbnail_png.startswith(b"\x89PNG")
+    bpy.ops.sequencer.gan_style_library_refresh()  # reading the library writes the cache
+    cached = lib_module.thumbnail_file(entry)
+    with open(cached, "rb") as handle:
+        assert handle.read() == entry.thumbnail_png
     icon = addon.ui.previews.style_icon(entry)
-    assert isinstance(icon, int)
-    cache = addon.operators.storage.user_dir("thumbnails")
-    assert any(name.endswith(".png") for name in os.listdir(cache))
+    assert icon == addon.ui.previews._previews()[cached].icon_id
     settings = blend.gan_style
     names = [item[0] for item in addon.ui.props._style_enum_items(settings, bpy.context)]
     assert style in names
@@ -107,7 +109,7 @@ def test_shipped_styles_are_listed_read_only_and_apply(library, blend, media, ad
     items = listed()
     for name in SHIPPED:
         assert name in items and items[name].builtin and not items[name].error
-        assert items[name].path.startswith(addon.operators.storage.BUILTIN_STYLES_DIR)
+        assert items[name].path.startswith(addon.vse.storage.BUILTIN_STYLES_DIR)
         with pytest.raises(RuntimeError, match="ships with the extension"):
             bpy.ops.sequencer.gan_style_library_remove(name=name)
         with pytest.raises(RuntimeError, match="ships with the extension"):
@@ -131,4 +133,4 @@ def test_a_library_style_of_the_same_name_takes_precedence(library, style, addon
     bpy.ops.sequencer.gan_style_library_refresh()
     item = listed()["Starry_Night"]
     assert item.path == own and not item.builtin
-    assert addon.operators.library.resolve_style(library, "Starry_Night") == own
+    assert addon.vse.library.resolve_style(library, "Starry_Night") == own

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.lts
 
 @pytest.fixture
 def mapping(addon):
-    return addon.operators.strip_source
+    return addon.vse.strip_source
 
 
 def rendered(mapping, scene, strip, tmp_path, start=None, end=None):
@@ -141,7 +141,7 @@ def test_meta_strip_is_rendered_with_its_contents(mapping, blend, media, tmp_pat
     assert all((img[:, :, 1] == 255).all() and (img[:, :, [0, 2]] == 0).all() for img in images)
 
 
-def test_sound_strips_have_no_pixels(mapping, blend):
+def test_sound_strips_have_no_pixels(addon, mapping, blend):
     sound = type("SoundLike", (), {"type": "SOUND", "name": "Music"})()
-    with pytest.raises(mapping.SourceError, match="'Music' has no picture"):
+    with pytest.raises(addon.vse.errors.UserError, match="'Music' has no picture"):
         mapping.plan(blend, sound)

@@ -36,7 +36,7 @@ def _reenable(addon):
 
 
 def test_migration_keeps_every_style(addon, trained_style, tmp_path):
-    storage = addon.operators.storage
+    storage = addon.vse.storage
     old = storage.old_library_dir()
     new = storage.library_dir()
     assert not old.startswith(new) and not new.startswith(old)
@@ -72,10 +72,10 @@ def test_migration_keeps_every_style(addon, trained_style, tmp_path):
                                             "k.png")]}
     assert after == expected
     assert _files(old) == {"notes.txt": before_old["notes.txt"]}
-    names = {entry.name: entry for entry in addon.operators.library.scan(new)}
+    names = {entry.name: entry for entry in addon.vse.library.scan(new)}
     assert {"Alpha", "Clash", "Clash_2"} <= set(names)
     assert not any(names[n].error for n in ("Alpha", "Clash", "Clash_2"))
-    assert addon.operators.library.unfinished_training(new, "Unfinished")
+    assert addon.vse.library.unfinished_training(new, "Unfinished")
 
     _reenable(addon)  # once: nothing more moves, nothing is duplicated
     assert _files(new) == expected

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.lts
 ])
 def test_resolve_path_follows_blenders_rules_on_either_system(addon, path, windows, expected):
     blend_dir = "C:\\work\\edit" if windows else "/work/edit"
-    assert addon.operators.storage.resolve_path(path, blend_dir, windows=windows) == expected
+    assert addon.vse.storage.resolve_path(path, blend_dir, windows=windows) == expected
 
 
 def _windows_style(path: str) -> str:

@@ -22,10 +22,10 @@ def images(blend, media):
 
 
 @pytest.fixture
-def no_server(runner):
-    runner.stop_server()
+def no_server(worker):
+    worker.stop_server()
     yield
-    runner.stop_server()
+    worker.stop_server()
 
 
 def preview_image() -> np.ndarray:
@@ -37,17 +37,17 @@ def preview_image() -> np.ndarray:
     return pixels
 
 
-def test_two_previews_share_one_worker_and_add_nothing(runner, no_server, blend, media, images,
+def test_two_previews_share_one_worker_and_add_nothing(worker, no_server, blend, media, images,
                                                        style):
     before = {s.name for s in bl_helpers.strips_all(blend)}
     blend.frame_set(7)  # image index 4 of the strip
     assert bpy.ops.sequencer.gan_style_preview(style=style, mix=0.0) == {'FINISHED'}
-    first = runner.server_pid()
+    first = worker.server_pid()
     assert first is not None
     assert np.array_equal(preview_image(), cv2.imread(media.images[4]))  # mix 0: the source
     blend.frame_set(8)
     assert bpy.ops.sequencer.gan_style_preview(style=style, mix=1.0) == {'FINISHED'}
-    assert runner.server_pid() == first  # the same process, the model kept loaded
+    assert worker.server_pid() == first  # the same process, the model kept loaded
     styled = preview_image()
     assert styled.shape == cv2.imread(media.images[5]).shape
     assert not np.array_equal(styled, cv2.imread(media.images[5]))
@@ -55,24 +55,24 @@ def test_two_previews_share_one_worker_and_add_nothing(runner, no_server, blend,
     assert not os.path.isdir(bl_helpers.output_root())  # nothing beside the .blend either
 
 
-def test_the_preview_worker_ends_when_idle_and_a_new_one_starts(runner, no_server, blend, images,
+def test_the_preview_worker_ends_when_idle_and_a_new_one_starts(worker, no_server, blend, images,
                                                                style, monkeypatch):
-    monkeypatch.setattr(runner, "PREVIEW_IDLE_S", 0.5)
+    monkeypatch.setattr(worker, "PREVIEW_IDLE_S", 0.5)
     blend.frame_set(3)
     assert bpy.ops.sequencer.gan_style_preview(style=style) == {'FINISHED'}
-    pid = runner.server_pid()
+    pid = worker.server_pid()
     assert bl_helpers.wait_for(lambda: bl_helpers.process_gone(pid), timeout=30)
-    assert bl_helpers.wait_for(lambda: runner.server_pid() is None, timeout=5)
+    assert bl_helpers.wait_for(lambda: worker.server_pid() is None, timeout=5)
     assert bpy.ops.sequencer.gan_style_preview(style=style) == {'FINISHED'}
-    assert runner.server_pid() not in (None, pid)
+    assert worker.server_pid() not in (None, pid)
 
 
 def test_disabling_the_add_on_or_loading_a_file_ends_the_preview_worker(
-        addon, runner, no_server, blend, images, style):
+        addon, worker, no_server, blend, images, style):
     import addon_utils
     blend.frame_set(4)
     assert bpy.ops.sequencer.gan_style_preview(style=style) == {'FINISHED'}
-    pid = runner.server_pid()
+    pid = worker.server_pid()
     prefs = bpy.context.preferences.addons[addon.__name__].preferences
     chosen = (prefs.python_path, prefs.device)
     addon_utils.disable(addon.__name__, default_set=True)
@@ -85,7 +85,7 @@ def test_disabling_the_add_on_or_loading_a_file_ends_the_preview_worker(
     scene = bpy.context.scene
     scene.frame_set(4)
     assert bpy.ops.sequencer.gan_style_preview(style=style) == {'FINISHED'}
-    pid = runner.server_pid()
+    pid = worker.server_pid()
     bpy.ops.wm.open_mainfile(filepath=addon.test_template)  # load_pre
     assert bl_helpers.wait_for(lambda: bl_helpers.process_gone(pid), timeout=10)
 
@@ -96,7 +96,8 @@ def test_preview_outside_the_strip_says_where_it_is(blend, images, style):
         bpy.ops.sequencer.gan_style_preview(style=style)
 
 
-def test_preview_with_a_window_runs_on_the_timer(window_runner, no_server, blend, images, style):
+def test_preview_with_a_window_runs_on_the_timer(window_runner, worker, no_server, blend, images,
+                                                 style):
     runner = window_runner
     blend.frame_set(5)
     assert bpy.ops.sequencer.gan_style_preview(style=style) == {'FINISHED'}
@@ -105,7 +106,7 @@ def test_preview_with_a_window_runs_on_the_timer(window_runner, no_server, blend
     assert bl_helpers.wait_for(lambda: not job.active, timeout=120, tick=runner.tick)
     assert job.state == runner.DONE, job.message
     assert "GAN Style Preview" in job.message
-    assert runner.server_pid() == job.pids[0]  # still alive for the next preview
+    assert worker.server_pid() == job.pids[0]  # still alive for the next preview
 
 
 BLENDER_QUITS = """
@@ -117,7 +118,7 @@ prefs.python_path, prefs.device = sys.argv[1], 'CPU'
 bpy.ops.wm.open_mainfile(filepath=sys.argv[2])
 bpy.context.scene.frame_set(5)
 bpy.ops.sequencer.gan_style_preview(style=sys.argv[3])
-print("SERVER", sys.modules[module].operators.runner.server_pid(), flush=True)
+print("SERVER", sys.modules[module].vse.worker.server_pid(), flush=True)
 """
 
 

@@ -18,13 +18,13 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def library(addon):
-    return addon.operators.storage.library_dir()
+    return addon.vse.storage.library_dir()
 
 
 def test_cancelled_training_keeps_its_checkpoint_and_training_again_resumes(
         addon, blend, media, library, monkeypatch):
-    runner = addon.operators.runner
-    library_module = addon.operators.library
+    runner = addon.vse.scheduler
+    library_module = addon.vse.library
     movie = bl_helpers.add_movie(blend, media.movie, "Footage", channel=1, frame_start=1)
     bl_helpers.select_only(blend, movie)
     monkeypatch.setattr(runner, "FORCE_ASYNC", True)

@@ -8,6 +8,8 @@ between 4.2 and 5.x fails here rather than in a user's sidebar.
 
 from __future__ import annotations
 
+import os
+
 import bpy
 import pytest
 
@@ -91,8 +93,8 @@ def test_panels_draw_with_and_without_a_job(addon, blend, media, style):
 
 def test_a_running_job_shows_progress_eta_loss_preview_and_cancel(addon, blend, media, tmp_path):
     import cv2
-    runner = addon.operators.runner
-    job = runner.Job("train", blend, "Train 'x'", [runner.Step({}, "training")],
+    runner, jobs = addon.vse.scheduler, addon.vse.job
+    job = jobs.Job("train", blend, "Train 'x'", [jobs.Step({}, "training")],
                      str(tmp_path), "python")
     job.fraction, job.eta_s, job.losses = 0.25, 90.0, {"G": 0.5, "D": 0.25}
     job.status = "training: 5/20 steps"
@@ -116,8 +118,8 @@ def test_a_running_job_shows_progress_eta_loss_preview_and_cancel(addon, blend, 
 
 
 def test_finished_job_shows_its_message(addon, blend, tmp_path):
-    runner = addon.operators.runner
-    job = runner.Job("apply", blend, "Apply 'x'", [runner.Step({}, "s")], str(tmp_path), "py")
+    runner, jobs = addon.vse.scheduler, addon.vse.job
+    job = jobs.Job("apply", blend, "Apply 'x'", [jobs.Step({}, "s")], str(tmp_path), "py")
     job.state, job.status, job.message = runner.FAILED, "Failed", "The worker stopped unexpectedly"
     runner._jobs[blend.session_uid] = job
     try:
@@ -130,7 +132,7 @@ def test_finished_job_shows_its_message(addon, blend, tmp_path):
 
 def test_preferences_tell_what_is_missing_and_how_to_install_it(addon, tmp_path, worker_python):
     from conftest import WORKER_PYTHON
-    deps = addon.operators.deps
+    deps = addon.vse.deps
     prefs = bpy.context.preferences.addons[addon.__name__].preferences
     deps.check(WORKER_PYTHON, refresh=True)
     calls = []
@@ -153,3 +155,49 @@ def test_preferences_tell_what_is_missing_and_how_to_install_it(addon, tmp_path,
     labels = texts(calls)
     assert "Missing in the worker Python: torch" in labels
     assert f'"{no_torch}" -m pip install "torch"' in labels
+
+
+def files_under(*folders) -> set[str]:
+    return {os.path.join(root, name) for folder in folders
+            for root, dirs, files in os.walk(folder) for name in dirs + files}
+
+
+def test_drawing_writes_nothing(addon, blend, media, tmp_path):
+    """Panels draw from cached state: with a library folder that does not exist and no
+    thumbnail cache, drawing every panel and the preferences creates no folder and no file."""
+    prefs = bpy.context.preferences.addons[addon.__name__].preferences
+    chosen = prefs.library_dir
+    missing = tmp_path / "nowhere" / "styles"
+    strip = bl_helpers.add_images(blend, media.images[:2], "Clip", channel=1, frame_start=1)
+    bl_helpers.select_only(blend, strip)
+    prefs.library_dir = str(missing)  # (reads the library: the built-in styles are listed)
+    try:
+        thumbnails = addon.vse.storage.user_dir("thumbnails")
+        for name in os.listdir(thumbnails):  # drawing the style picker would have to write them
+            os.unlink(os.path.join(thumbnails, name))
+        addon.ui.previews.unregister()
+        addon.ui.previews.register()
+        user = os.environ["BLENDER_USER_RESOURCES"]  # the data folder is inside it
+        before = files_under(user, tmp_path)
+        panels = addon.ui.panels
+        for panel in (panels.SEQUENCER_PT_gan_style_apply, panels.SEQUENCER_PT_gan_style_train,
+                      panels.SEQUENCER_PT_gan_style_library):
+            calls = draw(panel)
+        assert blend.gan_style.style  # what the style picker reads (its items have icons)
+        listed = bpy.context.window_manager.gan_style_library
+        assert len(listed) >= 3  # the built-in styles, each drawn with its thumbnail
+        row_owner = type("List", (), {"layout_type": 'DEFAULT'})()
+        for item in listed:
+            panels.GANSTYLE_UL_styles.draw_item(row_owner, bpy.context, RecordingLayout(calls),
+                                                None, item, 0, None, "")
+        holder = type("Holder", (), {"layout": RecordingLayout(calls),
+                                     **{k: getattr(prefs, k) for k in
+                                        ("python_path", "device", "library_dir",
+                                         "torch_build", "wheel_dir", "install_command")},
+                                     "bl_rna": prefs.bl_rna})()
+        type(prefs).draw(holder, bpy.context)
+        assert f"Library: {missing}" in texts(calls)
+        assert not os.path.exists(missing.parent)
+        assert files_under(user, tmp_path) == before
+    finally:
+        prefs.library_dir = chosen

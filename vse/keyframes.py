@@ -25,6 +25,7 @@ import os
 from dataclasses import dataclass
 
 from . import compat, strip_source
+from .errors import UserError
 from .storage import absolute
 
 
@@ -119,22 +120,40 @@ def image_files(strip) -> list[str]:
 
 
 def check_files(keyframes: list[Keyframe]) -> None:
-    """Raise SourceError for the first keyframe whose painted image file is missing."""
+    """Raise UserError for the first keyframe whose painted image file is missing."""
     for keyframe in keyframes:
         if not keyframe.exists:
-            raise strip_source.SourceError(keyframe.missing_message())
+            raise UserError(keyframe.missing_message())
 
 
-def keyframe_names(scene, strips, exclude=()) -> set[str]:
-    """Names of the strips that are keyframes of any of `strips` (a strip whose frames cannot
-    be mapped is skipped here: training reports it)."""
-    names = set()
+@dataclass
+class Found:
+    """What `survey` found for one strip: its keyframes, or why it has none."""
+    strip: object
+    keyframes: list[Keyframe]
+    problem: str = ""  # why the strip cannot have keyframes (`footage_problem`)
+    error: str = ""    # why its keyframes could not be found (frames that cannot be mapped)
+
+
+def survey(scene, strips, exclude=()) -> list[Found]:
+    """Look for the keyframes of each strip once (what the Train panel and training share)."""
+    found = []
     for strip in strips:
-        try:
-            names.update(k.strip_name for k in find(scene, strip, exclude))
-        except strip_source.SourceError:
+        problem = footage_problem(scene, strip)
+        if problem:
+            found.append(Found(strip, [], problem=problem))
             continue
-    return names
+        try:
+            found.append(Found(strip, find(scene, strip, exclude)))
+        except UserError as exc:
+            found.append(Found(strip, [], error=str(exc)))
+    return found
+
+
+def keyframe_names(found: list[Found]) -> set[str]:
+    """Names of the strips that are keyframes in a `survey` (a strip whose frames cannot be
+    mapped has none here: training reports it)."""
+    return {k.strip_name for f in found for k in f.keyframes}
 
 
 def _muted(strip) -> bool:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import bpy
 
 from . import compat
+from .errors import UserError
 from .storage import absolute
 
 DIRECT_TYPES = ("MOVIE", "IMAGE")
@@ -45,10 +46,6 @@ REFUSED_TYPES = {
                 "between instead",
 }
 FLOAT_IMAGE_EXTENSIONS = (".exr", ".hdr")
-
-
-class SourceError(Exception):
-    """A strip that cannot be used as a frame source; the message says which and why."""
 
 
 @dataclass
@@ -86,14 +83,14 @@ def visible_range(strip) -> tuple[int, int]:
 def plan(scene, strip, start: int | None = None, end: int | None = None) -> StripSource:
     """Map the strip's frames `start` .. `end - 1` (default: its visible range) to sources."""
     if not compat.is_visual(strip):
-        raise SourceError(f"Strip '{strip.name}' has no picture ({strip.type.lower()} strip)")
+        raise UserError(f"Strip '{strip.name}' has no picture ({strip.type.lower()} strip)")
     if strip.type in REFUSED_TYPES:
-        raise SourceError(f"Strip '{strip.name}': {REFUSED_TYPES[strip.type]}")
+        raise UserError(f"Strip '{strip.name}': {REFUSED_TYPES[strip.type]}")
     first, last = visible_range(strip)
     start = first if start is None else max(int(start), first)
     end = last if end is None else min(int(end), last)
     if end <= start:
-        raise SourceError(f"Strip '{strip.name}' has no frames in the chosen range")
+        raise UserError(f"Strip '{strip.name}' has no frames in the chosen range")
     library = strip.id_data.library
     if strip.type == "IMAGE":
         _refuse_float_images(strip, start, end, library)
@@ -131,9 +128,9 @@ def _refuse_float_images(strip, start: int, end: int, library) -> None:
     for t in range(start, end):
         element = strip.strip_elem_from_frame(frame=t)
         if element is not None and element.filename.lower().endswith(FLOAT_IMAGE_EXTENSIONS):
-            raise SourceError(
-                f"Strip '{strip.name}' shows float images ({element.filename}): their range "
-                "does not fit the 8-bit style model; convert them to 16-bit PNG or TIFF")
+            raise UserError(
+                            f"Strip '{strip.name}' shows float images ({element.filename}): their range "
+                            "does not fit the 8-bit style model; convert them to 16-bit PNG or TIFF")
 
 
 def media_size(strip, library=None) -> tuple[int, int] | None:
@@ -181,7 +178,7 @@ def _plan_images(strip, start: int, end: int, library) -> StripSource:
     for t in range(start, end):
         element = strip.strip_elem_from_frame(frame=t)
         if element is None:
-            raise SourceError(f"Strip '{strip.name}' has no image at frame {t}")
+            raise UserError(f"Strip '{strip.name}' has no image at frame {t}")
         path = absolute(os.path.join(directory, element.filename), library)
         if path not in index_of:
             index_of[path] = len(paths)
@@ -191,10 +188,10 @@ def _plan_images(strip, start: int, end: int, library) -> StripSource:
 
 
 def check_media(source: StripSource) -> None:
-    """Raise SourceError naming the first missing media file."""
+    """Raise UserError naming the first missing media file."""
     for path in source.files:
         if not os.path.isfile(path):
-            raise SourceError(f"Strip '{source.strip_name}': media file not found: {path}")
+            raise UserError(f"Strip '{source.strip_name}': media file not found: {path}")
 
 
 # -- rendering through Blender ------------------------------------------------------------------
@@ -219,7 +216,7 @@ def render_frame(scene, strip, frame: int, path: str) -> None:
     scene.render.filepath = path
     bpy.ops.render.render(write_still=True, scene=scene.name)
     if not os.path.isfile(path):
-        raise SourceError(f"Blender did not render frame {frame} of strip '{strip.name}'")
+        raise UserError(f"Blender did not render frame {frame} of strip '{strip.name}'")
 
 
 @contextlib.contextmanager

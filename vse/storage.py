@@ -25,9 +25,10 @@ import tempfile
 import bpy
 
 from ..gan import fileio
-from . import installer
+from . import installer, options
+from .errors import UserError
 
-# The extension's root package (`bl_ext.<repo>.gan_style`): this module lives in `<root>.operators`.
+# The extension's root package (`bl_ext.<repo>.gan_style`): this module lives in `<root>.vse`.
 ADDON_PACKAGE = __package__.rpartition(".")[0]
 ADDON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STYLE_EXTENSION = ".ganstyle"
@@ -41,14 +42,15 @@ def preferences(context=None):
     return addon.preferences if addon is not None else None
 
 
-def user_dir(*parts: str) -> str:
-    """A folder under the extension's user folder (created)."""
+def user_dir(*parts: str, create: bool = True) -> str:
+    """A folder under the extension's user folder (created unless `create` is False)."""
     try:
-        base = bpy.utils.extension_path_user(ADDON_PACKAGE, create=True)
+        base = bpy.utils.extension_path_user(ADDON_PACKAGE, create=create)
     except ValueError:  # loaded as a legacy add-on, not as an extension
-        base = bpy.utils.user_resource('DATAFILES', path="gan_style", create=True)
+        base = bpy.utils.user_resource('DATAFILES', path="gan_style", create=create)
     path = os.path.join(base, *parts)
-    os.makedirs(path, exist_ok=True)
+    if create:
+        os.makedirs(path, exist_ok=True)
     return path
 
 
@@ -83,15 +85,19 @@ def data_dir(*parts: str) -> str:
     return path
 
 
-def library_dir(context=None) -> str:
-    """The style library folder: the preference, else `<data folder>/styles` (created)."""
+def library_path(context=None) -> str:
+    """The style library folder: the preference, else `<data folder>/styles` (not created:
+    what panels draw and the library list read)."""
     prefs = preferences(context)
     custom = prefs.library_dir.strip() if prefs is not None else ""
-    if custom:
-        path = absolute(custom)
-        os.makedirs(path, exist_ok=True)
-        return path
-    return data_dir("styles")
+    return absolute(custom) if custom else os.path.join(data_root(), "styles")
+
+
+def library_dir(context=None) -> str:
+    """The style library folder, created (for what writes into it)."""
+    path = library_path(context)
+    os.makedirs(path, exist_ok=True)
+    return path
 
 
 def env_dir() -> str:
@@ -115,9 +121,10 @@ def worker_python(context=None) -> str:
 
 
 def device(context=None) -> str:
+    """The device jobs run on, as `gan.protocol` names it."""
     prefs = preferences(context)
-    # '' when the saved choice is a GPU the worker no longer reports
-    return (prefs.device or "AUTO").lower() if prefs is not None else "auto"
+    # '' when the saved choice is a GPU the worker no longer reports: automatic
+    return options.job_device(prefs.device if prefs is not None else "")
 
 
 def absolute(path: str, library=None) -> str:
@@ -209,21 +216,17 @@ def training_dir(library: str, name: str) -> str:
     return os.path.join(library, ".training", name)
 
 
-class FolderError(OSError):
-    """A folder the add-on must write to cannot be written; the message is for the user."""
-
-
 def check_writable(folder: str, what: str, hint: str) -> str:
     """Create `folder` if needed and prove that a file can be created in it (a probe that
-    leaves nothing behind). Raises FolderError: "Cannot write <what> to <folder>: <why>; <hint>".
+    leaves nothing behind). Raises UserError: "Cannot write <what> to <folder>: <why>; <hint>".
     """
     try:
         os.makedirs(folder, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        raise FolderError(f"Cannot write {what} to {folder}: {exc.strerror or exc}; "
-                          f"{hint}") from None
+        raise UserError(f"Cannot write {what} to {folder}: {exc.strerror or exc}; "
+                        f"{hint}") from None
     return folder
 
 

@@ -13,18 +13,9 @@ import time
 
 import bpy
 
-from ..gan import stylefile
-from . import compat, runner, storage, strip_source
-from .library import LibraryError
-
-
-class PrepareError(Exception):
-    """A job that cannot start; the message is for the user."""
-
-
-USER_ERRORS = (PrepareError, LibraryError, strip_source.SourceError, stylefile.StyleFileError,
-               runner.JobError, storage.FolderError)
-
+from . import compat, errors, library, scheduler, storage, strip_source
+from .errors import UserError
+from .job import DONE, RenderStep
 
 def new_work_dir() -> str:
     """A private temporary folder for one job (job files, frames rendered by Blender)."""
@@ -62,7 +53,7 @@ def strip_sources(scene, strips, work_dir: str, frame_range: tuple[int, int] | N
 
 
 def render_step(scene, strip, source: strip_source.StripSource, positions: list[int],
-                folder: str) -> tuple[runner.RenderStep, dict[int, str]]:
+                folder: str) -> tuple[RenderStep, dict[int, str]]:
     """A job step that renders the strip's frames at `positions` (0-based in the source's
     range) one by one into `folder`; returns it and the file of each position. The scene and
     strip are looked up again for every frame: the user may edit while it renders."""
@@ -73,19 +64,17 @@ def render_step(scene, strip, source: strip_source.StripSource, positions: list[
         scene = next((s for s in bpy.data.scenes if s.session_uid == scene_uid), None)
         strip = compat.find_strip(scene, name) if scene is not None else None
         if strip is None:
-            raise runner.JobError(f"Strip '{name}' was removed or renamed while it was being "
-                                  "rendered; nothing was added")
+            raise UserError(f"Strip '{name}' was removed or renamed while it was being "
+                            "rendered; nothing was added")
         try:
             with strip_source.rendering(scene, strip, own_size):
                 strip_source.render_frame(scene, strip, source.start + position, files[position])
-        except strip_source.SourceError as exc:
-            raise runner.JobError(str(exc)) from None
         except RuntimeError as exc:  # bpy.ops.render.render: e.g. a render is already running
-            raise runner.JobError(f"Blender could not render frame {source.start + position} "
-                                  f"of strip '{name}': {exc}") from None
+            raise UserError(f"Blender could not render frame {source.start + position} "
+                            f"of strip '{name}': {exc}") from None
 
     label = f"Rendering '{name}' ({source.reason})"
-    return runner.RenderStep(label, list(positions), render, subject=f"Strip '{name}'"), files
+    return RenderStep(label, list(positions), render, subject=f"Strip '{name}'"), files
 
 
 def discard(work_dir: str) -> None:
@@ -116,34 +105,28 @@ def remove_stale_work_dirs() -> None:
 def run(operator, scene, prepare) -> set[str]:
     """What the apply and train operators do: prepare a job in a fresh work folder, start it.
 
-    `prepare(work_dir) -> runner.Job` may raise any of USER_ERRORS (or OSError): the operator
-    then reports one ERROR line and nothing is left behind. In background mode the job runs to
+    `prepare(work_dir) -> Job` may raise UserError (or OSError): the operator then reports
+    one ERROR line (`errors.report`) and nothing is left behind. In background mode the job runs to
     its end here and its outcome is the operator's result.
     """
     try:
-        runner.ensure_idle(scene)  # before any rendering or folder
-    except runner.JobError as exc:
-        operator.report({'ERROR'}, str(exc))
-        return {'CANCELLED'}
+        scheduler.ensure_idle(scene)  # before any rendering or folder
+    except UserError as exc:
+        return errors.report(operator, exc)
     work_dir = new_work_dir()
     try:
         job = prepare(work_dir)
-        runner.submit(job)
-    except USER_ERRORS as exc:
+        scheduler.submit(job)
+    except errors.EXPECTED as exc:
         discard(work_dir)
-        operator.report({'ERROR'}, str(exc))
-        return {'CANCELLED'}
-    except OSError as exc:
-        discard(work_dir)
-        operator.report({'ERROR'}, f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
-        return {'CANCELLED'}
-    if not runner.blocking() and job.active:
+        return errors.report(operator, exc)
+    if not scheduler.blocking() and job.active:
         operator.report({'INFO'}, f"{job.title}: started (Esc cancels; progress in the status "
                                   "bar and the Style tab of the sidebar)")
         if getattr(bpy.context, "window", None) is not None:
             bpy.ops.sequencer.gan_style_watch('INVOKE_DEFAULT')
         return {'FINISHED'}
-    if job.state == runner.DONE:
+    if job.state == DONE:
         operator.report({'INFO'}, job.message)
         return {'FINISHED'}
     operator.report({'ERROR'}, job.message)  # farm scripts see a failure (RuntimeError)
@@ -152,11 +135,10 @@ def run(operator, scene, prepare) -> set[str]:
 
 def chosen_style(context, scene, text: str) -> str:
     """The style file an operator means: its `style` argument, else the Style panel's choice
-    (raises LibraryError with the reason)."""
-    from . import library
+    (raises UserError with the reason)."""
     props = getattr(scene, "gan_style", None)
     text = text or (props.style_name if props is not None else "")
-    return library.resolve_style(storage.library_dir(context), text)
+    return library.resolve_style(storage.library_path(context), text)
 
 
 def style_label(path: str) -> str:

@@ -38,8 +38,8 @@ import sys
 
 import bpy
 
-from ..gan import protocol
-from . import compat, library, storage
+from ..vse import compat, library, options, storage
+from ..vse.errors import UserError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 COMMAND = "gan_style"
@@ -64,12 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("--style", required=True, help="library name or .ganstyle path")
     apply.add_argument("--strip", action="append", default=[], metavar="NAME",
                        help="strip to stylize (repeatable; default: the selected strips)")
-    apply.add_argument("--mix", type=float, default=1.0, help="0 original .. 1 full style")
-    apply.add_argument("--stabilize", type=float, default=0.0, metavar="S",
-                       help="0-1: blend in the previous output moved by the optical flow, "
-                            "against flicker (default 0: off)")
-    apply.add_argument("--stroke-scale", type=float, default=1.0, metavar="K",
-                       help="the style's strokes at K times their trained size (0.25-4)")
+    options.add_arguments(apply, options.STYLIZE)
     apply.add_argument("--frames", metavar="START-END", help="timeline frames (inclusive)")
     apply.add_argument("--scene", help="scene name (default: the file's active scene)")
     apply.add_argument("--no-save", action="store_true", help="do not save the .blend file")
@@ -81,21 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--style-file", metavar="PATH", default="")
     train.add_argument("--content-strip", action="append", default=[], metavar="NAME",
                        help="footage strips (default: the selected strips)")
-    train.add_argument("--preset", choices=("draft", "standard", "high"), default="draft")
-    budget = train.add_mutually_exclusive_group()
-    budget.add_argument("--minutes", type=float, default=5.0)
-    budget.add_argument("--steps", type=int, default=0)
-    train.add_argument("--temporal", type=float, default=protocol.DEFAULT_TEMPORAL_WEIGHT,
-                       metavar="W", help="weight of the temporal stability term (0: off; "
-                       f"default {protocol.DEFAULT_TEMPORAL_WEIGHT:g})")
-    train.add_argument("--stroke-scale", type=float, default=1.0, metavar="K",
-                       help="the style image's strokes at K times their size when the image is "
-                            "fitted to the footage frame (0.25-4)")
-    train.add_argument("--no-strokes", action="store_true",
-                       help="a still style is learned as a look (colours and fine texture), "
-                            "without painting footage frames with its patches first")
-    train.add_argument("--no-keyframes", action="store_true",
-                       help="ignore painted keyframe strips above the content strips")
+    groups = {"budget": train.add_mutually_exclusive_group()}
+    groups["budget"].add_argument("--steps", type=int, default=0)
+    options.add_arguments(train, options.TRAIN, groups)
     train.add_argument("--no-resume", action="store_true",
                        help="start over instead of resuming an unfinished training")
     train.add_argument("--scene", help="scene name (default: the file's active scene)")
@@ -106,11 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     farm.add_argument("--style", required=True, help="library name or .ganstyle path")
     farm.add_argument("--strip", action="append", default=[], metavar="NAME",
                       help="strip to stylize (repeatable; default: the selected strips)")
-    farm.add_argument("--mix", type=float, default=1.0, help="0 original .. 1 full style")
-    farm.add_argument("--stabilize", type=float, default=0.0, metavar="S",
-                      help="0-1: against flicker (default 0: off)")
-    farm.add_argument("--stroke-scale", type=float, default=1.0, metavar="K",
-                      help="the style's strokes at K times their trained size (0.25-4)")
+    options.add_arguments(farm, options.STYLIZE)
     farm.add_argument("--frames", metavar="START-END", help="timeline frames (inclusive)")
     farm.add_argument("--out", default="", metavar="DIR",
                       help="folder for the job bundle (default: gan_style/farm beside the .blend)")
@@ -157,7 +136,7 @@ def main(argv) -> int:
         if args.command == "farm-job":
             return _farm_job(scene, args)
         return _train(scene, args)
-    except (RuntimeError, library.LibraryError, OSError, ValueError) as exc:
+    except (RuntimeError, UserError, OSError, ValueError) as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
 
@@ -194,12 +173,11 @@ def _select(scene, names: list[str]) -> None:
 def _strip_options(scene, args) -> dict:
     """What apply and farm-job share: the strips, the style and its settings."""
     _select(scene, args.strip)
-    options = {"style": args.style, "mix": args.mix, "stabilize": args.stabilize,
-               "stroke_scale": args.stroke_scale}
+    chosen = {"style": args.style, **options.arguments(args, options.STYLIZE)}
     if args.frames:
         start, _, end = args.frames.partition("-")
-        options.update(use_frame_range=True, frame_start=int(start), frame_end=int(end or start))
-    return options
+        chosen.update(use_frame_range=True, frame_start=int(start), frame_end=int(end or start))
+    return chosen
 
 
 def _save(args) -> None:
@@ -209,21 +187,21 @@ def _save(args) -> None:
 
 
 def _apply(scene, args) -> int:
-    options = _strip_options(scene, args)
+    chosen = _strip_options(scene, args)
     with bpy.context.temp_override(scene=scene):
-        bpy.ops.sequencer.gan_style_apply(**options)
+        bpy.ops.sequencer.gan_style_apply(**chosen)
     _save(args)
     return EXIT_OK
 
 
 def _farm_job(scene, args) -> int:
-    options = _strip_options(scene, args)
+    chosen = _strip_options(scene, args)
     if args.out:
-        options["directory"] = args.out
+        chosen["directory"] = args.out
     with bpy.context.temp_override(scene=scene):
         bpy.ops.sequencer.gan_style_export_farm_job(
             output_directory=args.output_dir, chunk_size=args.chunk_size, python=args.python,
-            **options)
+            **chosen)
     _save(args)
     return EXIT_OK
 
@@ -235,10 +213,7 @@ def _train(scene, args) -> int:
         bpy.ops.sequencer.gan_style_train(
             name=args.name, style_strips=[{"name": n} for n in args.style_strip],
             style_path=args.style_file, content_strips=[{"name": n} for n in args.content_strip],
-            preset=args.preset, minutes=args.minutes, steps=args.steps,
-            resume=not args.no_resume, temporal_weight=args.temporal,
-            stroke_scale=args.stroke_scale, learn_strokes=not args.no_strokes,
-            use_keyframes=not args.no_keyframes)
+            steps=args.steps, resume=not args.no_resume, **options.arguments(args, options.TRAIN))
     return EXIT_OK
 
 
@@ -249,7 +224,7 @@ def _cleanup(args) -> int:
 
 
 def _library() -> int:
-    lib = storage.library_dir()
+    lib = storage.library_path()
     print(f"style library: {lib}")
     for entry in library.scan(lib):
         if entry.error:
