@@ -60,7 +60,7 @@ def main() -> int:
                                              enable_on_install=True)
     prefs = bpy.context.preferences.addons[MODULE].preferences
     prefs.python_path, prefs.device = args.python, 'CPU'
-    runner = sys.modules[MODULE].operators.runner
+    worker = sys.modules[MODULE].vse.worker
     scene = bpy.context.scene
     scene.sequence_editor_create()
     scene.render.resolution_x, scene.render.resolution_y = 1920, 1080
@@ -76,13 +76,13 @@ def main() -> int:
             result = bpy.ops.sequencer.gan_style_preview(style=args.style)
             times.append(time.perf_counter() - start)
             assert result == {'FINISHED'}, result
-            print(f"preview {number + 1}: {times[-1]:.2f} s (worker pid {runner.server_pid()})",
+            print(f"preview {number + 1}: {times[-1]:.2f} s (worker pid {worker.server_pid()})",
                   flush=True)
         image = bpy.data.images["GAN Style Preview"]
         print(f"image {tuple(image.size)}; first {times[0]:.2f} s, then median "
               f"{statistics.median(times[1:]):.2f} s, max {max(times[1:]):.2f} s")
     finally:
-        runner.stop_server()
+        worker.stop_server()
     return 0
 
 
