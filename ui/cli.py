@@ -54,18 +54,24 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{self.prog}: {message}")
 
 
+def add_stylize_arguments(parser: argparse.ArgumentParser) -> None:
+    """What `apply` and `farm-job` both take: the file, the style, the strips, the stylize
+    options and the frames."""
+    parser.add_argument("blend", help="the .blend file")
+    parser.add_argument("--style", required=True, help="library name or .ganstyle path")
+    parser.add_argument("--strip", action="append", default=[], metavar="NAME",
+                        help="strip to stylize (repeatable; default: the selected strips)")
+    options.add_arguments(parser, options.STYLIZE)
+    parser.add_argument("--frames", metavar="START-END", help="timeline frames (inclusive)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=f"blender -c {COMMAND}",
                      description="Stylize strips and train styles without the user interface.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     apply = commands.add_parser("apply", help="stylize strips of a .blend file")
-    apply.add_argument("blend", help="the .blend file")
-    apply.add_argument("--style", required=True, help="library name or .ganstyle path")
-    apply.add_argument("--strip", action="append", default=[], metavar="NAME",
-                       help="strip to stylize (repeatable; default: the selected strips)")
-    options.add_arguments(apply, options.STYLIZE)
-    apply.add_argument("--frames", metavar="START-END", help="timeline frames (inclusive)")
+    add_stylize_arguments(apply)
     apply.add_argument("--scene", help="scene name (default: the file's active scene)")
     apply.add_argument("--no-save", action="store_true", help="do not save the .blend file")
 
@@ -85,12 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     farm = commands.add_parser("farm-job", help="write a render-farm job for strips of a "
                                                 "saved .blend (Open Job Description bundle)")
-    farm.add_argument("blend", help="the .blend file")
-    farm.add_argument("--style", required=True, help="library name or .ganstyle path")
-    farm.add_argument("--strip", action="append", default=[], metavar="NAME",
-                      help="strip to stylize (repeatable; default: the selected strips)")
-    options.add_arguments(farm, options.STYLIZE)
-    farm.add_argument("--frames", metavar="START-END", help="timeline frames (inclusive)")
+    add_stylize_arguments(farm)
     farm.add_argument("--out", default="", metavar="DIR",
                       help="folder for the job bundle (default: gan_style/farm beside the .blend)")
     farm.add_argument("--output-dir", default="", metavar="DIR",

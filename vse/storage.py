@@ -173,11 +173,16 @@ def safe_name(text: str, limit: int = 60) -> str:
     return (cleaned or "untitled")[:limit]
 
 
+def numbered_names(parent: str, name: str):
+    """`parent/name`, `parent/name_2`, ... up to `name_9999`: the candidates for a new folder."""
+    for number in range(1, 10000):
+        yield os.path.join(parent, name if number == 1 else f"{name}_{number}")
+
+
 def reserve_folder(parent: str, name: str) -> str:
     """Create and return a new empty folder `parent/name`, `name_2`, ... (never an existing one)."""
     os.makedirs(parent, exist_ok=True)
-    for number in range(1, 10000):
-        candidate = os.path.join(parent, name if number == 1 else f"{name}_{number}")
+    for candidate in numbered_names(parent, name):
         try:
             os.mkdir(candidate)
         except FileExistsError:

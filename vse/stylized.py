@@ -20,7 +20,7 @@ import os
 import bpy
 
 from ..gan import fileio
-from . import compat
+from . import compat, storage
 
 FRAME_PATTERN = "frame_{:06d}.png"
 FIRST_NUMBER = 1
@@ -65,8 +65,7 @@ def frames_folder(parent: str, name: str, key: str) -> tuple[str, bool]:
     """(folder, created): the folder marked with `key` (`name`, `name_2`, ...), or a new one
     with the marker written. Folders of other jobs are never touched."""
     os.makedirs(parent, exist_ok=True)
-    for number in range(1, 10000):
-        candidate = os.path.join(parent, name if number == 1 else f"{name}_{number}")
+    for candidate in storage.numbered_names(parent, name):
         try:
             os.mkdir(candidate)
         except FileExistsError:
