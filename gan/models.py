@@ -223,7 +223,8 @@ class StrokeScaled(nn.Module):
         self.generator = generator
         self.scale = float(scale)
         self.alignment = generator.alignment
-        margin = math.ceil(generator.receptive_margin * max(self.scale, 1.0)) + 2
+        # the texture path's context, enlarged, plus the resampling kernels' reach
+        margin = math.ceil((generator.receptive_margin + 2) * max(self.scale, 1.0)) + 2
         self.receptive_margin = -(-margin // self.alignment) * self.alignment
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -234,7 +235,9 @@ class StrokeScaled(nn.Module):
         small = F.interpolate(x.float(), size=size, mode="bilinear", antialias=True,
                               align_corners=False)
         residual = gen.texture(gen.recolour(small.to(x.dtype))).float()
-        residual = F.interpolate(residual, size=(height, width), mode="bilinear",
+        # Bicubic, not bilinear: enlarged strokes keep their edges (docs/decisions.md,
+        # "session 7").
+        residual = F.interpolate(residual, size=(height, width), mode="bicubic",
                                  align_corners=False)
         return (gen.recolour(x).float() + residual).clamp(0, 1)
 

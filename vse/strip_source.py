@@ -196,7 +196,7 @@ def check_media(source: StripSource) -> None:
 
 # -- rendering through Blender ------------------------------------------------------------------
 
-def render_strip(scene, strip, start: int, end: int, folder: str, progress=None,
+def render_strip(scene, strip, start: int, end: int, folder: str,
                  own_size: tuple[int, int] | None = None) -> list[str]:
     """Render the strip alone at timeline frames `start` .. `end - 1` to PNG files in `folder`
     (blocking; see `rendering` for what is set while it renders). Returns the files in
@@ -205,8 +205,6 @@ def render_strip(scene, strip, start: int, end: int, folder: str, progress=None,
     with rendering(scene, strip, own_size):
         for position, frame in enumerate(range(start, end)):
             render_frame(scene, strip, frame, files[position])
-            if progress is not None:
-                progress(position + 1, end - start)
     return files
 
 
