@@ -85,20 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
                          help="folder for the frames (created; existing files are never replaced)")
     stylize.add_argument("--frames", metavar="A-B",
                          help="source frames to stylize, inclusive, 0-based: 120-240 or 0-9,20-29")
-    stylize.add_argument("--mix", type=float, default=1.0,
-                         help="0 = original pixels exactly, 1 = full style (default 1)")
+    _add_look(stylize)
     stylize.add_argument("--format", choices=FORMATS, default="png", help="output image format")
     stylize.add_argument("--first-number", type=int, metavar="N",
                          help="number output files N, N+1, ... instead of by source frame")
     stylize.add_argument("--batch", type=int, help="frames per batch (default: by frame size)")
     stylize.add_argument("--tile", type=int, metavar="PX",
                          help="process frames in overlapping tiles of this size")
-    stylize.add_argument("--stabilize", type=float, default=0.0, metavar="S",
-                         help="0-1: blend in the previous output moved by the optical flow "
-                              "against flicker (default 0 = off)")
-    stylize.add_argument("--stroke-scale", type=float, default=1.0, metavar="K",
-                         help="the style's strokes at K times the size they were trained at "
-                              "(0.25-4, default 1; 2 also runs faster)")
     stylize.add_argument("--files", metavar="LIST",
                          help="a text file naming images in the --input folder, one a line: "
                               "frame N is the Nth line")
@@ -131,9 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the job bundle folder to create (never overwritten)")
     farm.add_argument("--chunk-size", type=int, default=10, metavar="N",
                       help="frames per task (default 10)")
-    farm.add_argument("--mix", type=float, default=1.0)
-    farm.add_argument("--stabilize", type=float, default=0.0, metavar="S")
-    farm.add_argument("--stroke-scale", type=float, default=1.0, metavar="K")
+    _add_look(farm)
     farm.add_argument("--format", choices=FORMATS, default="png")
     farm.add_argument("--device", choices=DEVICES, default="auto")
     farm.add_argument("--python", default="python", metavar="PY",
@@ -178,6 +169,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="CPU cores to leave to the program that started the worker "
                              "(default 1: an interactive Blender; 0 when it only waits)")
     return parser
+
+
+def _add_look(parser: argparse.ArgumentParser) -> None:
+    """How the frames look, for `stylize` and `farm-job` alike."""
+    parser.add_argument("--mix", type=float, default=1.0,
+                        help="0 = original pixels exactly, 1 = full style (default 1)")
+    parser.add_argument("--stabilize", type=float, default=0.0, metavar="S",
+                        help="0-1: blend in the previous output moved by the optical flow "
+                             "against flicker (default 0 = off)")
+    parser.add_argument("--stroke-scale", type=float, default=1.0, metavar="K",
+                        help="the style's strokes at K times the size they were trained at "
+                             "(0.25-4, default 1; 2 also runs faster)")
 
 
 def _device(text: str) -> str:
