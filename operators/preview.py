@@ -17,21 +17,9 @@ import shutil
 import bpy
 
 from ..gan import protocol
-from ..vse import compat, jobs, options, storage
+from ..vse import compat, jobs, options, preview_frames, storage
 from ..vse.job import DONE, Job, Step
 from .apply import StylizeOperator
-
-PREVIEW_IMAGE = "GAN Style Preview"
-KEEP_PREVIEWS = 3  # preview folders kept in the user folder (older ones are removed)
-
-_latest: dict[int, dict] = {}  # scene session_uid -> {"path", "label"} of its last preview
-
-
-def latest(scene) -> dict | None:
-    """The scene's last preview (path and label) while its file still exists."""
-    shown = _latest.get(scene.session_uid) if scene is not None else None
-    return shown if shown is not None and os.path.isfile(shown["path"]) else None
-
 
 @options.stylize_options("mix", "stroke_scale")
 class SEQUENCER_OT_gan_style_preview(StylizeOperator, bpy.types.Operator):
@@ -62,7 +50,7 @@ class SEQUENCER_OT_gan_style_preview(StylizeOperator, bpy.types.Operator):
         style_name = jobs.style_label(style_path)
         (source,) = jobs.strip_sources(scene, [strip], work_dir, (frame, frame + 1))
         parent = storage.user_dir("previews")
-        _remove_old_previews(parent)
+        preview_frames.remove_old(parent)
         folder = storage.reserve_folder(parent, "preview")
         job = protocol.StylizeJob(
             model=style_path, input=protocol.SourceSpec(**source.spec()), output=folder,
@@ -84,34 +72,21 @@ def _show(job: Job) -> str:
     if len(names) != 1:
         raise RuntimeError(f"The worker finished but wrote no preview frame in {folder}")
     path = os.path.join(folder, names[0])
-    image = bpy.data.images.get(PREVIEW_IMAGE)
+    image = bpy.data.images.get(preview_frames.IMAGE)
     if image is None:
         image = bpy.data.images.load(path, check_existing=False)
-        image.name = PREVIEW_IMAGE
+        image.name = preview_frames.IMAGE
     else:
         image.filepath = path
         image.reload()
-    _latest[job.scene_uid] = {"path": path, "label": job.data["label"]}
+    preview_frames.remember(job.scene_uid, path, job.data["label"])
     return f"Preview of {job.data['label']}: see the Style panel, or the image " \
-           f"'{PREVIEW_IMAGE}' in an Image Editor"
+           f"'{preview_frames.IMAGE}' in an Image Editor"
 
 
 def _cleanup(job: Job) -> None:
     if job.state != DONE:
         shutil.rmtree(job.data.get("folder", ""), ignore_errors=True)
-
-
-def _remove_old_previews(parent: str) -> None:
-    """Previews are throwaway: keep the last few folders (ours alone live here)."""
-    try:
-        folders = [os.path.join(parent, n) for n in os.listdir(parent) if n.startswith("preview")]
-        folders.sort(key=os.path.getmtime)
-    except OSError:
-        return
-    shown = {os.path.dirname(p["path"]) for p in _latest.values()}
-    for folder in folders[:max(0, len(folders) - (KEEP_PREVIEWS - 1))]:
-        if folder not in shown:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 classes = (SEQUENCER_OT_gan_style_preview,)

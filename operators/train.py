@@ -115,7 +115,7 @@ class SEQUENCER_OT_gan_style_train(bpy.types.Operator):
         if len(self.content_strips):
             content_strips = [_strip(scene, i.name, "content") for i in self.content_strips]
         else:
-            content_strips = default_content(scene, {s.name for s in style_strips})
+            content_strips = keyframes.default_content(scene, {s.name for s in style_strips})
         style_file = self.style_path.strip()
         found = []
         if self.use_keyframes:
@@ -157,22 +157,6 @@ class SEQUENCER_OT_gan_style_train(bpy.types.Operator):
                     "checkpoint": os.path.join(training, "checkpoint.pt"),
                     "keyframes": len(found)}
         return job
-
-
-def default_content(scene, style_names=frozenset()) -> list:
-    """The selected visual strips that are neither style sources nor painted keyframes."""
-    return content_survey(scene, style_names)[0]
-
-
-def content_survey(scene, style_names=frozenset()) -> tuple[list, list[keyframes.Found]]:
-    """`default_content` and what `keyframes.survey` found above each of those strips, from
-    one search (the Train panel draws both)."""
-    chosen = [s for s in compat.selected_strips(scene)
-              if compat.is_visual(s) and s.name not in style_names]
-    found = keyframes.survey(scene, chosen, exclude=style_names)
-    painted = keyframes.keyframe_names(found)
-    content = [f for f in found if f.strip.name not in painted]
-    return [f.strip for f in content], content
 
 
 def _strip(scene, name: str, role: str):

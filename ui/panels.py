@@ -7,8 +7,8 @@ import os
 import bpy
 
 from ..gan import protocol
-from ..operators import preview, train
-from ..vse import compat, keyframes, library, notify, options, scheduler, storage, stylized
+from ..vse import (compat, keyframes, library, notify, options, preview_frames, scheduler,
+                   storage, stylized)
 from ..vse.job import DONE, FAILED, Job
 from . import prefs, previews, props
 
@@ -113,14 +113,14 @@ class SEQUENCER_PT_gan_style_apply(SequencerStylePanel, bpy.types.Panel):
         job = scheduler.job_for(scene)
         if job is not None and job.kind in ("apply", "preview"):
             draw_job(layout, job)
-        shown = preview.latest(scene)
+        shown = preview_frames.latest(scene)
         if shown is not None:
             box = layout.box()
             box.label(text=f"Preview: {shown['label']}", icon='IMAGE_DATA')
             icon = previews.image_icon(shown["path"])
             if icon:  # 0 without a screen (background mode)
                 box.template_icon(icon_value=icon, scale=10.0)
-            box.label(text=f"Image '{preview.PREVIEW_IMAGE}' in the Image Editor")
+            box.label(text=f"Image '{preview_frames.IMAGE}' in the Image Editor")
 
 
 class SEQUENCER_PT_gan_style_train(SequencerStylePanel, bpy.types.Panel):
@@ -141,7 +141,7 @@ class SEQUENCER_PT_gan_style_train(SequencerStylePanel, bpy.types.Panel):
         layout.prop(settings, "train_style_path")
         style_strip = settings.train_style_strip
         exclude = {style_strip} if style_strip else set()
-        content, found_keys = train.content_survey(scene, exclude)
+        content, found_keys = keyframes.content_survey(scene, exclude)
         column = layout.column(align=True)
         column.label(text=f"Content: {len(content)} selected strips" if content
                      else "Content: select the footage strips", icon='SEQUENCE')

@@ -180,3 +180,19 @@ def _covered_between(others, footage, keyframe, frame: int) -> bool:
                 and compat.left_handle(strip) <= frame < compat.right_handle(strip)):
             return True
     return False
+
+
+def default_content(scene, style_names=frozenset()) -> list:
+    """The selected visual strips that are neither style sources nor painted keyframes."""
+    return content_survey(scene, style_names)[0]
+
+
+def content_survey(scene, style_names=frozenset()) -> tuple[list, list[Found]]:
+    """`default_content` and what `survey` found above each of those strips, from
+    one search (the Train panel draws both)."""
+    chosen = [s for s in compat.selected_strips(scene)
+              if compat.is_visual(s) and s.name not in style_names]
+    found = survey(scene, chosen, exclude=style_names)
+    painted = keyframe_names(found)
+    content = [f for f in found if f.strip.name not in painted]
+    return [f.strip for f in content], content
