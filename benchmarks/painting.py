@@ -210,24 +210,28 @@ class Scorer:
 
     def __init__(self, painting: np.ndarray, held_out: list[np.ndarray]):
         self.held_out = held_out
-        self.distances = {"patch": PatchTexture(painting), "gradients": GradientTexture(painting)}
-        self.footage = {name: self.mean_distance(name, held_out) for name in self.distances}
+        self.patch, self.gradients = PatchTexture(painting), GradientTexture(painting)
+        self.footage_levels = self.patch_levels(held_out)
+        self.footage_gradients = self.mean_gradients(held_out)
         self.footage_warp = warping_error(held_out, held_out)
-        self.patch = self.distances["patch"]
-        self.footage_levels = np.mean([self.patch.levels(frame) for frame in held_out], axis=0)
 
-    def mean_distance(self, name: str, frames: list[np.ndarray]) -> float:
-        return float(np.mean([self.distances[name](frame) for frame in frames]))
+    def patch_levels(self, frames: list[np.ndarray]) -> np.ndarray:
+        """The patch distance at each level, averaged over the frames (each frame once: its
+        levels' mean is the patch distance itself)."""
+        return np.mean([self.patch.levels(frame) for frame in frames], axis=0)
+
+    def mean_gradients(self, frames: list[np.ndarray]) -> float:
+        return float(np.mean([self.gradients(frame) for frame in frames]))
 
     def __call__(self, outputs: list[np.ndarray]) -> dict[str, float]:
-        scores = {name: 1 - self.mean_distance(name, outputs) / self.footage[name]
-                  for name in self.distances}
+        levels = self.patch_levels(outputs)
+        scores = {"patch": float(1 - levels.mean() / self.footage_levels.mean()),
+                  # where the texture is (or is missing): the closure at each level
+                  "levels": 1 - levels / self.footage_levels,
+                  "gradients": 1 - self.mean_gradients(outputs) / self.footage_gradients}
         scores["ssim"] = float(np.mean([ssim(small_luma(o), small_luma(i))
                                         for o, i in zip(outputs, self.held_out)]))
         scores["warp"] = warping_error(outputs, self.held_out) / self.footage_warp
-        # Where the texture is (or is missing): the patch closure at each level, full size first
-        levels = np.mean([self.patch.levels(output) for output in outputs], axis=0)
-        scores["levels"] = 1 - levels / self.footage_levels
         return scores
 
 
