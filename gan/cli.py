@@ -17,8 +17,8 @@ from typing import Sequence
 from . import __version__
 from .jobs import EXIT_FAILED, EXIT_OK, EXIT_USAGE, one_line, run_job
 from .protocol import (CancelToken, HumanReporter, JsonLinesReporter, KeyframeSpec, Reporter,
-                       SourceSpec, StylizeJob, TrainJob, UserError, DEFAULT_TEMPORAL_WEIGHT,
-                       DEVICES, FORMATS, PRESETS, is_device_name)
+                       SourceSpec, StylizeJob, TrainJob, UserError, DEFAULT_STABILIZE,
+                       DEFAULT_TEMPORAL_WEIGHT, DEVICES, FORMATS, PRESETS, is_device_name)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -175,9 +175,10 @@ def _add_look(parser: argparse.ArgumentParser) -> None:
     """How the frames look, for `stylize` and `farm-job` alike."""
     parser.add_argument("--mix", type=float, default=1.0,
                         help="0 = original pixels exactly, 1 = full style (default 1)")
-    parser.add_argument("--stabilize", type=float, default=0.0, metavar="S",
-                        help="0-1: blend in the previous output moved by the optical flow "
-                             "against flicker (default 0 = off)")
+    parser.add_argument("--stabilize", type=float, default=DEFAULT_STABILIZE,
+                        metavar="S", help="0-1: blend in the previous output moved by the "
+                        f"optical flow against flicker (default {DEFAULT_STABILIZE:g}; "
+                        "0 = off, each frame on its own)")
     parser.add_argument("--stroke-scale", type=float, default=1.0, metavar="K",
                         help="the style's strokes at K times the size they were trained at "
                              "(0.25-4, default 1; 2 also runs faster)")

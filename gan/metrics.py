@@ -73,6 +73,15 @@ def _ssim_map(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 # -- temporal stability -------------------------------------------------------------------------
 
+def aligned_error(image: np.ndarray, other: np.ndarray, flow: np.ndarray, mask: np.ndarray
+                  ) -> float:
+    """Mean squared difference between `image` and `other` brought onto it by `flow` (from
+    flow.trusted_flow), over the pixels its `mask` trusts; channels averaged, [0, 1] scale."""
+    warped = warp(_unit(other).astype(np.float32), flow)
+    squared = ((_unit(image) - warped) ** 2).mean(-1)
+    return float((mask * squared).sum() / max(float(mask.sum()), 1.0))
+
+
 def warping_error(outputs: Iterable[np.ndarray], inputs: Sequence[np.ndarray] | Iterable[np.ndarray]
                   ) -> float:
     """Temporal warping error (Lai et al. 2018) of a stylized sequence.
@@ -86,10 +95,7 @@ def warping_error(outputs: Iterable[np.ndarray], inputs: Sequence[np.ndarray] | 
     for out, inp in zip(outputs, inputs):
         out, inp = _unit(out), _uint8(inp)
         if prev_out is not None:
-            flow, mask = trusted_flow(prev_in, inp)
-            warped = warp(out.astype(np.float32), flow)
-            squared = ((prev_out - warped) ** 2).mean(-1)
-            errors.append(float((mask * squared).sum() / max(float(mask.sum()), 1.0)))
+            errors.append(aligned_error(prev_out, out, *trusted_flow(prev_in, inp)))
         prev_out, prev_in = out, inp
     if not errors:
         raise ValueError("warping_error needs at least two frames")

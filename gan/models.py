@@ -207,8 +207,21 @@ class Generator(nn.Module):
         """The colour path's output, a valid colour (the texture path starts from it)."""
         return self.colour(x).clamp(0, 1)
 
+    def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(recoloured frame, texture residual), float32: the output is their clamped sum."""
+        c = self.recolour(x)
+        return c.float(), self.texture(c).float()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.finish(self.recolour(x))
+
+    def scale_texture(self, gain: float) -> None:
+        """Multiply the texture residual by `gain`, in the weights: the residual is linear in the
+        decoder's last convolution (its colour channels and its detail-gain channel alike)."""
+        last = self.decoder[-1]
+        with torch.no_grad():
+            last.weight.mul_(gain)
+            last.bias.mul_(gain)
 
 
 class StrokeScaled(nn.Module):
@@ -227,7 +240,8 @@ class StrokeScaled(nn.Module):
         margin = math.ceil((generator.receptive_margin + 2) * max(self.scale, 1.0)) + 2
         self.receptive_margin = -(-margin // self.alignment) * self.alignment
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(recoloured frame, texture residual) at full size, float32."""
         gen = self.generator
         height, width = x.shape[-2:]
         size = (max(1, round(height / self.scale)), max(1, round(width / self.scale)))
@@ -239,7 +253,11 @@ class StrokeScaled(nn.Module):
         # "session 7").
         residual = F.interpolate(residual, size=(height, width), mode="bicubic",
                                  align_corners=False)
-        return (gen.recolour(x).float() + residual).clamp(0, 1)
+        return gen.recolour(x).float(), residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        colour, residual = self.parts(x)
+        return (colour + residual).clamp(0, 1)
 
 
 def receptive_margin(arch: dict[str, Any]) -> int:

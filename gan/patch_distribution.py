@@ -21,24 +21,27 @@ import torch.nn.functional as F
 
 
 def random_directions(count: int, channels: int, patch: int, device: torch.device,
-                      zero_mean: bool = False) -> torch.Tensor:
+                      zero_mean: bool = False, generator: torch.Generator | None = None
+                      ) -> torch.Tensor:
     """`count` random unit directions in patch space, as conv2d kernels (count, C, p, p).
     `zero_mean`: each direction sums to 0 per channel, so a projection ignores the patch's
-    mean colour (the texture alone; the colours are then another loss's business)."""
-    kernels = torch.randn(count, channels, patch, patch, device=device)
+    mean colour (the texture alone; the colours are then another loss's business).
+    `generator` (on `device`): the same directions every time it is seeded alike."""
+    kernels = torch.randn(count, channels, patch, patch, device=device, generator=generator)
     if zero_mean:
         kernels = kernels - kernels.mean(dim=(2, 3), keepdim=True)
     return kernels / kernels.flatten(1).norm(dim=1).reshape(-1, 1, 1, 1)
 
 
 def sorted_projections(images: torch.Tensor, kernels: torch.Tensor, stride: int = 1,
-                       samples: int | None = None) -> torch.Tensor:
+                       samples: int | None = None, random_offset: bool = True) -> torch.Tensor:
     """(directions, patches) the projections of patches of `images`, sorted per direction: the
-    patches on a grid of `stride` pixels at a random offset, and of those `samples` random ones.
-    Both keep the cost down (on a CPU the backward pass of a stride-1 projection of four 128 x
-    128 crops takes 6 times that of a stride-2 one, and sorting takes longer than projecting);
-    the subsets are fresh at each call, so over the steps every patch counts."""
-    if stride > 1:
+    patches on a grid of `stride` pixels at a random offset (at 0 without `random_offset`), and
+    of those `samples` random ones. Both keep the cost down (on a CPU the backward pass of a
+    stride-1 projection of four 128 x 128 crops takes 6 times that of a stride-2 one, and
+    sorting takes longer than projecting); the subsets are fresh at each call, so over the
+    steps every patch counts."""
+    if stride > 1 and random_offset:
         oy, ox = (int(v) for v in torch.randint(stride, (2,)))
         images = images[..., oy:, ox:]
     projected = F.conv2d(images.float(), kernels, stride=stride)  # (N, K, H', W')
@@ -60,6 +63,12 @@ def patch_swd(output: torch.Tensor, target: torch.Tensor, patch: int = 7, projec
     ours = sorted_projections(output, kernels, stride, samples)
     with torch.no_grad():
         theirs = sorted_projections(target, kernels, stride, samples)
+    return quantile_distance(ours, theirs)
+
+
+def quantile_distance(ours: torch.Tensor, theirs: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of two sets of sorted projections (directions, values); when
+    the sets differ in size, `theirs` is read at the quantiles of `ours`."""
     if theirs.shape[1] != ours.shape[1]:
         positions = torch.linspace(0, theirs.shape[1] - 1, ours.shape[1], device=ours.device)
         theirs = theirs[:, positions.round().long()]
@@ -92,6 +101,39 @@ class PatchDistributionLoss(nn.Module):
                               self.zero_mean)
                     for o, t in zip(ours, theirs))
         return total / len(ours)
+
+
+class PatchDistance:
+    """A measure, not a loss: the sliced Wasserstein distance (the root of quantile_distance)
+    between the p x p patches of images and those of one reference image, at `levels` pyramid
+    levels, along fixed zero-mean directions drawn from `seed`, so that every image compared
+    is measured alike. `strides`: the patch grid of each level (at offset 0)."""
+
+    def __init__(self, reference: torch.Tensor, levels: int = 4, directions: int = 128,
+                 seed: int = 0, strides: tuple[int, ...] = (2, 1, 1, 1), patch: int = 7):
+        generator = torch.Generator().manual_seed(seed)
+        self.levels_count, self.strides, self.patch = levels, strides, patch
+        self.kernels = [random_directions(directions, reference.shape[1], patch,
+                                          torch.device("cpu"), zero_mean=True,
+                                          generator=generator).to(reference.device)
+                        for _ in range(levels)]
+        self.reference = self.sorted_levels(reference)
+
+    @torch.no_grad()
+    def sorted_levels(self, images: torch.Tensor) -> list[torch.Tensor]:
+        levels = pyramid(images.float(), self.levels_count, 2 * self.patch)
+        return [sorted_projections(level, kernels, stride, random_offset=False)
+                for level, kernels, stride in zip(levels, self.kernels, self.strides)]
+
+    def levels(self, images: torch.Tensor) -> list[float]:
+        """The distance at each pyramid level, full size first (the patches of all images of
+        the batch together)."""
+        return [float(quantile_distance(ours, theirs).sqrt())
+                for ours, theirs in zip(self.sorted_levels(images), self.reference)]
+
+    def __call__(self, images: torch.Tensor) -> float:
+        levels = self.levels(images)
+        return sum(levels) / len(levels)
 
 
 def synthesize(content: torch.Tensor, style: torch.Tensor, *, steps: int = 300, levels: int = 3,

@@ -67,6 +67,11 @@ DEFAULT_TEMPORAL_WEIGHT = 10.0
 # with (stylizing).
 STROKE_SCALE_RANGE = (0.25, 4.0)
 MAX_AUTO_KEYFRAMES = 32
+# Stabilize: what Apply, farm jobs and both command lines offer by default (a job states its
+# own). Half the flicker of a painterly style for a few thousandths of its texture and a few
+# per cent of the speed (docs/decisions.md, "session 8"); the texture strength fitted after
+# training counts on it (texture_strength).
+DEFAULT_STABILIZE = 0.5
 
 
 @dataclass

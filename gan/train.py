@@ -50,14 +50,14 @@ import torch.nn.functional as F
 
 from . import device as device_mod
 from . import distributed
-from . import losses, models
+from . import losses, models, texture_strength
 from .fileio import atomic_write
 from .frames import FrameSourceError
 from .images import to_images, to_tensor, write_image
 from .keyframe_painting import PAINT_SIDE, paint_keyframes
 from .patch_distribution import PatchDistributionLoss
-from .protocol import (CancelledError, CancelToken, ProgressMeter, Reporter, SourceSpec, TrainJob,
-                       UserError)
+from .protocol import (DEFAULT_STABILIZE, CancelledError, CancelToken, ProgressMeter, Reporter,
+                       SourceSpec, TrainJob, UserError)
 from .sampling import (CONTENT_SCALE, FEW_FRAMES, FakeMotion, FramePool, KeyframePairs,
                        MotionPairs, style_scale_range)
 
@@ -623,9 +623,30 @@ class Trainer:
         save_checkpoint(self.checkpoint_path, self.checkpoint_state())
         self.reporter.emit("checkpoint", path=self.checkpoint_path, step=self.step)
 
-    def write_preview(self) -> None:
-        outputs = stylize_images(self.averaged_generator(), self.preview_inputs, self.device,
-                                 self.autocast)
+    def fitted_generator(self) -> tuple[torch.nn.Module, float]:
+        """(what the style file holds, the texture gain fitted into it): the averaged generator;
+        when the patch term trained it to match the style's strokes, with its texture strength
+        fitted to the style's at full size (texture_strength)."""
+        gen = self.averaged_generator()
+        if not self.settings.patch_weight:
+            return gen, 1.0
+        scale = float(self.arch.get("texture_scale", 1.0))
+        model = models.StrokeScaled(gen, scale) if scale != 1.0 else gen
+        crops = texture_strength.footage_crops(self.content.frames, scale,
+                                               np.random.default_rng(self.job.seed))
+        # the style (for a painting: the painting) at the size its strokes train for
+        style = texture_strength.resized(self.style.frames[0],
+                                         sum(self.style_scale) / 2 * scale)
+        # real consecutive frames only: made-up motion moves the frame's own noise along
+        pairs = self.motion.pairs if isinstance(self.motion, MotionPairs) else []
+        fit = texture_strength.fit_gain(model, crops, style, self.device, pairs,
+                                        DEFAULT_STABILIZE)
+        self.reporter.emit("log", message=f"texture strength fitted to the style: x{fit.gain:g}")
+        return texture_strength.with_gain(gen, fit.gain), fit.gain
+
+    def write_preview(self, generator: torch.nn.Module | None = None) -> None:
+        outputs = stylize_images(generator or self.averaged_generator(), self.preview_inputs,
+                                 self.device, self.autocast)
         rows = [np.hstack([inp, out]) for inp, out in zip(self.preview_inputs, outputs)]
         path = os.path.join(self.work_dir, f"preview_{self.step:07d}.png")
         write_image(path, np.vstack(rows), overwrite=True)
@@ -633,16 +654,16 @@ class Trainer:
                     draw_loss_plot(self.history, self.history_steps), overwrite=True)
         self.reporter.emit("preview", path=path, step=self.step)
 
-    def thumbnail(self) -> np.ndarray:
+    def thumbnail(self, generator: torch.nn.Module) -> np.ndarray:
         frame = self.preview_inputs[0]
         height, width = frame.shape[:2]
         side = min(height, width)
         square = frame[(height - side) // 2:(height - side) // 2 + side,
                        (width - side) // 2:(width - side) // 2 + side]
         square = cv2.resize(square, (THUMBNAIL_SIZE, THUMBNAIL_SIZE), interpolation=cv2.INTER_AREA)
-        return stylize_images(self.averaged_generator(), square[None], self.device, self.autocast)[0]
+        return stylize_images(generator, square[None], self.device, self.autocast)[0]
 
-    def write_style(self) -> str:
+    def write_style(self, generator: torch.nn.Module, texture_gain: float) -> str:
         from .stylefile import save_style
 
         job = self.job
@@ -652,18 +673,17 @@ class Trainer:
         meta = {
             "name": name, "preset": job.preset, "steps": self.step,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "sources": sources, "keyframes": len(job.keyframes),
+            "sources": sources, "keyframes": len(job.keyframes), "texture_gain": texture_gain,
             "settings": {**dataclasses.asdict(self.settings), "seed": job.seed,
                          "minutes": job.minutes, "device": self.device.type,
                          "dtype": str(self.dtype).replace("torch.", "")},
         }
         if self.group.active:  # batch is per process: the processes' steps saw batch x this
             meta["settings"]["processes"] = self.group.world
-        state_dict = {k: v.detach().float().cpu()
-                      for k, v in self.averaged_generator().state_dict().items()}
+        state_dict = {k: v.detach().float().cpu() for k, v in generator.state_dict().items()}
         try:
             save_style(job.out, arch=self.arch, state_dict=state_dict, meta=meta,
-                       thumbnail_rgb=self.thumbnail())
+                       thumbnail_rgb=self.thumbnail(generator))
         except FileExistsError:
             raise UserError(f"{job.out} appeared while training: the style is kept in the "
                             f"checkpoint in {self.work_dir}") from None
@@ -762,11 +782,13 @@ class Trainer:
                 last_preview = time.monotonic()
 
     def finish(self) -> str:
-        """The last progress, preview and checkpoint, then the style file (rank 0)."""
+        """The last progress, preview and checkpoint, then the style file (rank 0). The
+        checkpoint keeps the trained weights, the style file and the preview the fitted ones."""
         self.emit_progress(self.last_losses, self.run_start_step)
-        self.write_preview()
+        generator, gain = self.fitted_generator()
+        self.write_preview(generator)
         self.save_checkpoint()
-        return self.write_style()
+        return self.write_style(generator, gain)
 
     def emit_progress(self, losses_now: dict[str, float], run_start_step: int) -> None:
         self.reporter.emit("progress", **self.meter.fields(self.step, since_done=run_start_step),

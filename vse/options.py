@@ -120,13 +120,14 @@ STYLIZE = (
         default=1.0, min=0.0, max=1.0, subtype='FACTOR'),
         field="mix", flag="--mix", help="0 original .. 1 full style"),
     Option("stabilize", lambda: FloatProperty(
-        name="Stabilize", default=0.0, min=0.0, max=1.0, subtype='FACTOR',
+        name="Stabilize", default=protocol.DEFAULT_STABILIZE, min=0.0, max=1.0,
+        subtype='FACTOR',
         description="Against flicker: blend in the previous stylized frame moved by the "
-                    "optical flow (0: off, each frame on its own; 0.5-0.7 calms flicker "
-                    "by a third to a half)"),
+                    "optical flow (0.5-0.7 calms flicker by a third to a half; 0: off, each "
+                    "frame on its own, and painterly strokes flicker)"),
         field="stabilize", flag="--stabilize", metavar="S",
         help="0-1: blend in the previous output moved by the optical flow, against flicker "
-             "(default 0: off)"),
+             f"(default {protocol.DEFAULT_STABILIZE:g}; 0: off)"),
     Option("stroke_scale", _stroke_scale(APPLY_STROKE_SCALE),
            field="stroke_scale", flag="--stroke-scale", metavar="K",
            help="the style's strokes at K times their trained size (0.25-4)"),

@@ -129,14 +129,14 @@ def test_export_farm_job_bad_input_and_cli(addon, blend, strips, media, tmp_path
     assert cli.main(["farm-job", path, "--style", "nope"]) == cli.EXIT_FAILED
     assert "error: No style named 'nope'" in capsys.readouterr().err
     code = cli.main(["farm-job", path, "--style", STYLE, "--strip", "Clip", "--chunk-size", "4",
-                     "--out", str(tmp_path / "jobs"), "--stabilize", "0.5"])
+                     "--out", str(tmp_path / "jobs"), "--stabilize", "0.7"])
     assert code == cli.EXIT_OK, capsys.readouterr()
     assert "submit it with: deadline bundle submit" in capsys.readouterr().out
     bundle = tmp_path / "jobs" / f"edit_{STYLE}"
     with open(bundle / "template.yaml", encoding="utf-8") as handle:
         defaults = {p["name"]: p.get("default")
                     for p in yaml.safe_load(handle)["parameterDefinitions"]}
-    assert (defaults["Stabilize"], defaults["ChunkSize"], defaults["Frames1"]) == (0.5, 4, "20-27")
+    assert (defaults["Stabilize"], defaults["ChunkSize"], defaults["Frames1"]) == (0.7, 4, "20-27")
     # A second export takes a new name; the first bundle is untouched.
     stamp = os.stat(bundle / "template.yaml").st_mtime_ns
     assert cli.main(["farm-job", path, "--style", STYLE, "--strip", "Clip",

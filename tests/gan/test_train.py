@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from gan import models
+from gan import models, texture_strength
 from gan.device import pick_device
 from gan.frames import open_frames
 from gan.metrics import gap_closure
@@ -271,7 +271,25 @@ def test_a_still_style_gets_auto_keyframes_and_a_clip_does_not(clips, trained, t
     assert info.meta["settings"]["patch_against_style"] is True
     assert info.meta["settings"]["patch_weight"] > 0
     assert "patch" in reporter.named("progress")[-1]["losses"]
+    # the texture strength is fitted to the painting's and folded into the last layer: the
+    # style file holds the checkpoint's averaged weights, that layer times the fitted gain
+    gain = info.meta["texture_gain"]
+    assert gain in texture_strength.GAINS
+    assert f"texture strength fitted to the style: x{gain:g}" in logs
+    _, tensors = load_style(path)
+    averaged = {k.removeprefix("module."): v for k, v in
+                load_checkpoint(str(tmp_path / "still.ganstyle.work" / CHECKPOINT_NAME))["ema"].items()}
+    last = max((k for k in tensors if k.startswith("decoder.") and k.endswith("weight")),
+               key=lambda k: int(k.split(".")[1]))
+    for name, value in tensors.items():
+        if name in averaged:
+            expected = averaged[name] * gain if name.startswith(last.rsplit(".", 1)[0]) \
+                else averaged[name]
+            assert torch.allclose(value.float(), expected.float(), atol=1e-7), name
 
     clip_style, clip_reporter = trained
     assert not any("painting keyframe" in f["message"] for f in clip_reporter.named("log"))
     assert not read_style_info(clip_style).arch.get("full_band")
+    # no patch term, nothing fitted
+    assert read_style_info(clip_style).meta["texture_gain"] == 1.0
+    assert not any("texture strength" in f["message"] for f in clip_reporter.named("log"))
