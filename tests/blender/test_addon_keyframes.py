@@ -257,13 +257,13 @@ def test_apply_with_stabilize_reaches_the_worker(addon, blend, clip, image_style
     movie.frame_offset_end = 6
     bl_helpers.select_only(blend, movie)
     before = {s.name for s in bl_helpers.strips_all(blend)}
-    assert bpy.ops.sequencer.gan_style_apply(style="kf_single_image", stabilize=0.7) == \
+    assert bpy.ops.sequencer.gan_style_apply(style="kf_single_image", stabilize=0.75) == \
         {'FINISHED'}
-    assert runner.job_for(blend).steps[0].job["stabilize"] == 0.7
+    assert runner.job_for(blend).steps[0].job["stabilize"] == 0.75
     (new,) = bl_helpers.new_strips(blend, before)
     assert (new.frame_final_start, new.frame_final_duration, new.channel) == (1, 6, 2)
     record = new["gan_style"]
-    assert record["stabilize"] == 0.7 and json.loads(record["settings"])["stabilize"] == 0.7
+    assert record["stabilize"] == 0.75 and json.loads(record["settings"])["stabilize"] == 0.75
     assert len(bl_helpers.strip_files(new)) == 6
 
     # the same from Blender's command line (`blender -c gan_style apply ... --stabilize S`)
