@@ -121,3 +121,13 @@ def write_image(path: str, image: np.ndarray, *, overwrite: bool, ext: str = ".p
     writing). ValueError: not encodable; OSError: not writable (naming `path`)."""
     data = encode(image, ext)
     atomic_write(path, lambda handle: handle.write(data), overwrite=overwrite)
+
+
+def resized(image: np.ndarray, scale: float) -> np.ndarray:
+    """`image` (HWC) scaled by `scale`, at least 16 pixels a side: area average when shrinking,
+    bicubic when enlarging, the image itself when the size does not change."""
+    height, width = image.shape[:2]
+    size = (max(16, round(width * scale)), max(16, round(height * scale)))
+    if size == (width, height):
+        return image
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .frames import FrameSourceError
-from .images import to_images, to_tensor, write_image
+from .images import resized, to_images, to_tensor, write_image
 from .patch_distribution import synthesize
 from .protocol import CancelledError, CancelToken, KeyframeSpec, Reporter, SourceSpec
 from .sampling import FramePool
@@ -70,9 +70,7 @@ def paint_frame(frame: np.ndarray, style: torch.Tensor, steps: int, cancel: Canc
                 ) -> np.ndarray:
     """One footage frame repainted with the style's patches, at the frame's own size."""
     height, width = frame.shape[:2]
-    scale = min(1.0, PAINT_SIDE / min(height, width))
-    small = cv2.resize(frame, (max(16, round(width * scale)), max(16, round(height * scale))),
-                       interpolation=cv2.INTER_AREA)
+    small = resized(frame, min(1.0, PAINT_SIDE / min(height, width)))
     painted = synthesize(to_tensor(small[None], style.device), style, steps=steps, lr=PAINT_LR,
                          levels=PAINT_LEVELS, should_stop=lambda: cancel.requested)
     if cancel.requested:

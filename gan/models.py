@@ -361,8 +361,12 @@ def load_stylizer(style_path: str, device: torch.device, dtype: torch.dtype,
     """(the model that stylizes frames, StyleInfo): the generator of load_generator, its
     texture path run at the scale it was trained at times `stroke_scale`."""
     gen, info = load_generator(style_path, device, dtype)
-    scale = float(info.arch.get("texture_scale", 1.0)) * stroke_scale
-    return (gen if scale == 1.0 else StrokeScaled(gen, scale)), info
+    return stroke_scaled(gen, float(info.arch.get("texture_scale", 1.0)) * stroke_scale), info
+
+
+def stroke_scaled(gen: Generator, scale: float) -> nn.Module:
+    """`gen` with its texture path run at `scale` (StrokeScaled), or `gen` itself at 1."""
+    return gen if scale == 1.0 else StrokeScaled(gen, scale)
 
 
 def load_generator(style_path: str, device: torch.device, dtype: torch.dtype):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 import torch
 import torch.nn as nn
@@ -107,10 +106,3 @@ def with_gain(generator: nn.Module, gain: float) -> nn.Module:
     fitted = copy.deepcopy(generator)
     fitted.scale_texture(gain)
     return fitted
-
-
-def resized(image: np.ndarray, scale: float) -> np.ndarray:
-    """`image` scaled by `scale` (area average when shrinking)."""
-    height, width = image.shape[:2]
-    size = (max(16, round(width * scale)), max(16, round(height * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)

@@ -53,7 +53,7 @@ from . import distributed
 from . import losses, models, texture_strength
 from .fileio import atomic_write
 from .frames import FrameSourceError
-from .images import to_images, to_tensor, write_image
+from .images import resized, to_images, to_tensor, write_image
 from .keyframe_painting import PAINT_SIDE, paint_keyframes
 from .patch_distribution import PatchDistributionLoss
 from .protocol import (DEFAULT_STABILIZE, CancelledError, CancelToken, ProgressMeter, Reporter,
@@ -631,12 +631,11 @@ class Trainer:
         if not self.settings.patch_weight:
             return gen, 1.0
         scale = float(self.arch.get("texture_scale", 1.0))
-        model = models.StrokeScaled(gen, scale) if scale != 1.0 else gen
+        model = models.stroke_scaled(gen, scale)
         crops = texture_strength.footage_crops(self.content.frames, scale,
                                                np.random.default_rng(self.job.seed))
         # the style (for a painting: the painting) at the size its strokes train for
-        style = texture_strength.resized(self.style.frames[0],
-                                         sum(self.style_scale) / 2 * scale)
+        style = resized(self.style.frames[0], sum(self.style_scale) / 2 * scale)
         # real consecutive frames only: made-up motion moves the frame's own noise along
         pairs = self.motion.pairs if isinstance(self.motion, MotionPairs) else []
         fit = texture_strength.fit_gain(model, crops, style, self.device, pairs,
