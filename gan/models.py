@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from .protocol import UserError
 
 ARCH_TYPE = "colour-resnet"
-ARCH_VERSION = 3  # 2: full_band and detail_gain (painted keyframes); 3: texture_scale
+ARCH_VERSION = 4  # 2: full_band and detail_gain (painted keyframes); 3: texture_scale;
+# 4: fine_gain
 PRESETS: dict[str, dict[str, int]] = {
     "draft": {"ngf": 16, "blocks": 6},      # CPU minutes
     "standard": {"ngf": 32, "blocks": 6},
@@ -32,6 +33,9 @@ PRESETS: dict[str, dict[str, int]] = {
 DOWNSAMPLINGS = 2
 COLOUR_HIDDEN = 32
 DETAIL_SIGMA = 4.0  # the texture path adds detail finer than this (pixels); colours are global
+# The texture residual's two bands, split here (texture-path pixels): the fine band is the grain
+# inside strokes, the coarse band their shapes. Each gets its own strength (texture_strength).
+BAND_SIGMA = 2.0
 
 
 def generator_arch(preset: str, paired: bool = False, texture_scale: float = 1.0
@@ -52,6 +56,15 @@ def generator_arch(preset: str, paired: bool = False, texture_scale: float = 1.0
         arch.update(version=2, full_band=True, detail_gain=True)
     if texture_scale != 1.0:
         arch.update(version=3, texture_scale=float(texture_scale))
+    return arch
+
+
+def with_fine_gain(arch: dict[str, Any], fine_gain: float) -> dict[str, Any]:
+    """`arch` whose texture residual has its fine band (finer than BAND_SIGMA) `fine_gain` times
+    as strong; version 4 only where the gain is not 1."""
+    arch = {k: v for k, v in arch.items() if k != "fine_gain"}
+    if fine_gain != 1.0:
+        arch.update(version=4, fine_gain=float(fine_gain))
     return arch
 
 
@@ -155,6 +168,8 @@ class Generator(nn.Module):
         nn.init.zeros_(decoder[-1].weight)  # the texture path starts as "add nothing"
         nn.init.zeros_(decoder[-1].bias)
         self.decoder = nn.Sequential(*decoder)
+        self.fine_gain = float(arch.get("fine_gain", 1.0))
+        self.fine_band = HighPass(BAND_SIGMA)
         self.alignment = 2 ** downs
         self.receptive_margin = receptive_margin(arch)
 
@@ -192,7 +207,17 @@ class Generator(nn.Module):
         residual = out[:, :3] if self.full_band else self.high_pass(out[:, :3])
         if self.detail_gain:
             residual = residual + out[:, 3:] * self.high_pass(c)
-        return residual[..., :height, :width]
+        residual = residual[..., :height, :width]
+        if self.fine_gain != 1.0:
+            residual = residual + (self.fine_gain - 1.0) * self.fine_band(residual)
+        return residual
+
+    def texture_bands(self, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(coarse, fine): the texture residual for a recoloured frame c split at BAND_SIGMA,
+        float32; their sum is texture(c)."""
+        residual = self.texture(c).float()
+        fine = self.fine_band(residual)
+        return residual - fine, fine
 
     def unclamped(self, c: torch.Tensor) -> torch.Tensor:
         """c + texture in float32: bf16 rounding of the colours would leave a fine pattern that
@@ -214,6 +239,12 @@ class Generator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.finish(self.recolour(x))
+
+    def bands(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(recoloured frame, coarse residual, fine residual), float32: the output is their
+        clamped sum."""
+        c = self.recolour(x)
+        return (c.float(), *self.texture_bands(c))
 
     def scale_texture(self, gain: float) -> None:
         """Multiply the texture residual by `gain`, in the weights: the residual is linear in the
@@ -244,16 +275,30 @@ class StrokeScaled(nn.Module):
         """(recoloured frame, texture residual) at full size, float32."""
         gen = self.generator
         height, width = x.shape[-2:]
+        residual = gen.texture(gen.recolour(self._reduced(x).to(x.dtype))).float()
+        return gen.recolour(x).float(), self._enlarged(residual, height, width)
+
+    def bands(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(recoloured frame, coarse residual, fine residual) at full size, float32; the bands
+        are split at the texture path's scale (Generator.texture_bands)."""
+        gen = self.generator
+        height, width = x.shape[-2:]
+        coarse, fine = gen.texture_bands(gen.recolour(self._reduced(x).to(x.dtype)))
+        return (gen.recolour(x).float(), self._enlarged(coarse, height, width),
+                self._enlarged(fine, height, width))
+
+    def _reduced(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
         size = (max(1, round(height / self.scale)), max(1, round(width / self.scale)))
         # Resampled in float32: bf16 resizing loses the colours' low bits.
-        small = F.interpolate(x.float(), size=size, mode="bilinear", antialias=True,
-                              align_corners=False)
-        residual = gen.texture(gen.recolour(small.to(x.dtype))).float()
+        return F.interpolate(x.float(), size=size, mode="bilinear", antialias=True,
+                             align_corners=False)
+
+    @staticmethod
+    def _enlarged(residual: torch.Tensor, height: int, width: int) -> torch.Tensor:
         # Bicubic, not bilinear: enlarged strokes keep their edges (docs/decisions.md,
         # "session 7").
-        residual = F.interpolate(residual, size=(height, width), mode="bicubic",
-                                 align_corners=False)
-        return gen.recolour(x).float(), residual
+        return F.interpolate(residual, size=(height, width), mode="bicubic", align_corners=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         colour, residual = self.parts(x)
@@ -275,6 +320,8 @@ def receptive_margin(arch: dict[str, Any]) -> int:
     radius += 3  # final 7x7
     if arch.get("detail_sigma", 0) > 0:
         radius += math.ceil(3 * arch["detail_sigma"])  # the high-pass blur
+    if arch.get("fine_gain", 1.0) != 1.0:
+        radius += math.ceil(3 * BAND_SIGMA)  # the fine band's blur
     align = 2 ** downs
     return -(-radius // align) * align
 
@@ -304,6 +351,10 @@ def build_generator(arch: dict[str, Any]) -> Generator:
     scale = arch.get("texture_scale", 1.0)
     if not isinstance(scale, (int, float)) or isinstance(scale, bool) or not 1 <= scale <= 16:
         raise UserError("bad model description: texture_scale must be a number in 1-16")
+    fine_gain = arch.get("fine_gain", 1.0)
+    if not isinstance(fine_gain, (int, float)) or isinstance(fine_gain, bool) \
+            or not 0 < fine_gain <= 16:
+        raise UserError("bad model description: fine_gain must be a number in 0-16")
     return Generator(arch)
 
 

@@ -623,13 +623,13 @@ class Trainer:
         save_checkpoint(self.checkpoint_path, self.checkpoint_state())
         self.reporter.emit("checkpoint", path=self.checkpoint_path, step=self.step)
 
-    def fitted_generator(self) -> tuple[torch.nn.Module, float]:
-        """(what the style file holds, the texture gain fitted into it): the averaged generator;
-        when the patch term trained it to match the style's strokes, with its texture strength
-        fitted to the style's at full size (texture_strength)."""
+    def fitted_generator(self) -> tuple[torch.nn.Module, texture_strength.Gains]:
+        """(what the style file holds, the texture gains fitted into it): the averaged
+        generator; when the patch term trained it to match the style's strokes, with its
+        texture strength fitted to the style's at full size (texture_strength)."""
         gen = self.averaged_generator()
         if not self.settings.patch_weight:
-            return gen, 1.0
+            return gen, texture_strength.TRAINED
         scale = float(self.arch.get("texture_scale", 1.0))
         model = models.stroke_scaled(gen, scale)
         crops = texture_strength.footage_crops(self.content.frames, scale,
@@ -638,10 +638,12 @@ class Trainer:
         style = resized(self.style.frames[0], sum(self.style_scale) / 2 * scale)
         # real consecutive frames only: made-up motion moves the frame's own noise along
         pairs = self.motion.pairs if isinstance(self.motion, MotionPairs) else []
-        fit = texture_strength.fit_gain(model, crops, style, self.device, pairs,
-                                        DEFAULT_STABILIZE)
-        self.reporter.emit("log", message=f"texture strength fitted to the style: x{fit.gain:g}")
-        return texture_strength.with_gain(gen, fit.gain), fit.gain
+        fit = texture_strength.fit_gains(model, crops, style, self.device, pairs,
+                                         DEFAULT_STABILIZE)
+        coarse, fine = fit.gains
+        self.reporter.emit("log", message=f"texture strength fitted to the style: strokes "
+                                          f"x{coarse:g}, their grain x{fine:g}")
+        return texture_strength.with_gains(gen, fit.gains), fit.gains
 
     def write_preview(self, generator: torch.nn.Module | None = None) -> None:
         outputs = stylize_images(generator or self.averaged_generator(), self.preview_inputs,
@@ -662,7 +664,7 @@ class Trainer:
         square = cv2.resize(square, (THUMBNAIL_SIZE, THUMBNAIL_SIZE), interpolation=cv2.INTER_AREA)
         return stylize_images(generator, square[None], self.device, self.autocast)[0]
 
-    def write_style(self, generator: torch.nn.Module, texture_gain: float) -> str:
+    def write_style(self, generator: torch.nn.Module, gains: texture_strength.Gains) -> str:
         from .stylefile import save_style
 
         job = self.job
@@ -672,7 +674,8 @@ class Trainer:
         meta = {
             "name": name, "preset": job.preset, "steps": self.step,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "sources": sources, "keyframes": len(job.keyframes), "texture_gain": texture_gain,
+            "sources": sources, "keyframes": len(job.keyframes),
+            "texture_gains": {"coarse": gains[0], "fine": gains[1]},
             "settings": {**dataclasses.asdict(self.settings), "seed": job.seed,
                          "minutes": job.minutes, "device": self.device.type,
                          "dtype": str(self.dtype).replace("torch.", "")},
@@ -681,7 +684,7 @@ class Trainer:
             meta["settings"]["processes"] = self.group.world
         state_dict = {k: v.detach().float().cpu() for k, v in generator.state_dict().items()}
         try:
-            save_style(job.out, arch=self.arch, state_dict=state_dict, meta=meta,
+            save_style(job.out, arch=generator.arch, state_dict=state_dict, meta=meta,
                        thumbnail_rgb=self.thumbnail(generator))
         except FileExistsError:
             raise UserError(f"{job.out} appeared while training: the style is kept in the "
@@ -784,10 +787,10 @@ class Trainer:
         """The last progress, preview and checkpoint, then the style file (rank 0). The
         checkpoint keeps the trained weights, the style file and the preview the fitted ones."""
         self.emit_progress(self.last_losses, self.run_start_step)
-        generator, gain = self.fitted_generator()
+        generator, gains = self.fitted_generator()
         self.write_preview(generator)
         self.save_checkpoint()
-        return self.write_style(generator, gain)
+        return self.write_style(generator, gains)
 
     def emit_progress(self, losses_now: dict[str, float], run_start_step: int) -> None:
         self.reporter.emit("progress", **self.meter.fields(self.step, since_done=run_start_step),

@@ -271,11 +271,15 @@ def test_a_still_style_gets_auto_keyframes_and_a_clip_does_not(clips, trained, t
     assert info.meta["settings"]["patch_against_style"] is True
     assert info.meta["settings"]["patch_weight"] > 0
     assert "patch" in reporter.named("progress")[-1]["losses"]
-    # the texture strength is fitted to the painting's and folded into the last layer: the
-    # style file holds the checkpoint's averaged weights, that layer times the fitted gain
-    gain = info.meta["texture_gain"]
-    assert gain in texture_strength.GAINS
-    assert f"texture strength fitted to the style: x{gain:g}" in logs
+    # the texture strength is fitted to the painting's: the strokes' gain folded into the last
+    # layer, their grain's in the model's description. The style file holds the checkpoint's
+    # averaged weights, that layer times the strokes' gain.
+    gains = info.meta["texture_gains"]
+    coarse, fine = gains["coarse"], gains["fine"]
+    assert coarse in texture_strength.GAINS and fine in texture_strength.GAINS
+    assert f"texture strength fitted to the style: strokes x{coarse:g}, their grain x{fine:g}" \
+        in logs
+    assert info.arch.get("fine_gain", 1.0) == pytest.approx(fine / coarse)
     _, tensors = load_style(path)
     averaged = {k.removeprefix("module."): v for k, v in
                 load_checkpoint(str(tmp_path / "still.ganstyle.work" / CHECKPOINT_NAME))["ema"].items()}
@@ -283,7 +287,7 @@ def test_a_still_style_gets_auto_keyframes_and_a_clip_does_not(clips, trained, t
                key=lambda k: int(k.split(".")[1]))
     for name, value in tensors.items():
         if name in averaged:
-            expected = averaged[name] * gain if name.startswith(last.rsplit(".", 1)[0]) \
+            expected = averaged[name] * coarse if name.startswith(last.rsplit(".", 1)[0]) \
                 else averaged[name]
             assert torch.allclose(value.float(), expected.float(), atol=1e-7), name
 
@@ -291,5 +295,5 @@ def test_a_still_style_gets_auto_keyframes_and_a_clip_does_not(clips, trained, t
     assert not any("painting keyframe" in f["message"] for f in clip_reporter.named("log"))
     assert not read_style_info(clip_style).arch.get("full_band")
     # no patch term, nothing fitted
-    assert read_style_info(clip_style).meta["texture_gain"] == 1.0
+    assert read_style_info(clip_style).meta["texture_gains"] == {"coarse": 1.0, "fine": 1.0}
     assert not any("texture strength" in f["message"] for f in clip_reporter.named("log"))
