@@ -287,7 +287,10 @@ def our_results(name: str, clip: str, painting_path: str, held_out, frames_folde
     style, steps, train_s = train_route(name, clip, painting_path, work, args)
     device = device_mod.pick_device(args.device)
     dtype = device_mod.pick_dtype(device)
-    generator, _ = models.load_stylizer(style, device, dtype)
+    generator, info = models.load_stylizer(style, device, dtype)
+    gains = info.meta.get("texture_gains", {})
+    print(f"{name}: texture strength fitted: strokes x{gains.get('coarse', 1):g}, "
+          f"their grain x{gains.get('fine', 1):g}", flush=True)
     outputs = run_generator(generator, held_out, device, dtype)
     stabilizer = Stabilizer(DEFAULT_STABILIZE)
     results = [Result(name, [stabilizer(f, o) for f, o in zip(held_out, outputs)],
