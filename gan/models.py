@@ -232,11 +232,6 @@ class Generator(nn.Module):
         """The colour path's output, a valid colour (the texture path starts from it)."""
         return self.colour(x).clamp(0, 1)
 
-    def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(recoloured frame, texture residual), float32: the output is their clamped sum."""
-        c = self.recolour(x)
-        return c.float(), self.texture(c).float()
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.finish(self.recolour(x))
 
