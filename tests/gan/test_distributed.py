@@ -19,7 +19,8 @@ from gan.train import CHECKPOINT_NAME, load_checkpoint
 from test_train import footage_frame, grade, write_clip
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
+# PYTHONFAULTHANDLER: a process that dies in C++ shows its Python stack in the failure
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT, "PYTHONFAULTHANDLER": "1"}
 for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
     ENV.pop(name, None)  # a test run under a launcher must not make the plain runs distributed
 TIMEOUT = 240  # seconds; a hang fails the test instead of the test run
