@@ -101,7 +101,7 @@ class Settings:
     # keyframes are the style) or the style's own crops (frames the add-on painted only
     # approximate the painting's strokes; they hold the layout and the colours).
     patch_against_style: bool = False
-    paint_steps: int = 200  # optimisation steps per auto keyframe (keyframe_painting)
+    paint_steps: int = 100  # optimisation steps per auto keyframe (keyframe_painting)
 
 
 PRESET_SETTINGS = {
