@@ -183,8 +183,8 @@ class Processes:
     def _settle(self) -> None:
         """Wait until every rank has its copy of a broadcast. Rank 0's send may return before
         the others have read it; after the last from_main every rank shuts its connections
-        down, and none should do so while another still reads from them (a run's end once
-        died there in gloo's C++ threads, SIGABRT, 1 run in about 30)."""
+        down, and none should do so while another still reads from them (docs/decisions.md,
+        "session 10": a run's end once died there, in gloo's C++ threads)."""
         self._collective("waiting for the others", torch.distributed.barrier)
 
 
