@@ -10,9 +10,9 @@ a fixed camera with different people). Train unpaired with gan.train (draft pres
 own algorithm and settings) on A's frames 400-769, stylize A's held-out frames 780-794 and compare
 with f(A): gap closure (GC: 0 = identity, 1 = f exactly), PSNR, SSIM, and the temporal warping
 error relative to f(A)'s own. Baselines: identity and a Reinhard Lab mean/std colour transfer with
-the style clip's statistics. "colour path" is the trained model's per-pixel colour path alone (what
-the texture path adds is the difference). Without the sample clips (benchmarks/fetch_samples.sh),
-synthetic clips stand in.
+the style clip's statistics. "colour path" is the trained model's per-pixel part alone, its colour
+path and tone curves (what the texture path adds is the difference). Without the sample clips
+(benchmarks/fetch_samples.sh), synthetic clips stand in.
 
 Each filter is learned in up to three ways (--ways), each with the same time budget:
   unpaired     from the style clip f(C), with the temporal term (the product's default)
@@ -188,7 +188,7 @@ class ColourPathOnly(torch.nn.Module):
         self.gen = gen
 
     def forward(self, x):
-        return self.gen.colour(x).clamp(0, 1)
+        return self.gen.toned(self.gen.colour(x).clamp(0, 1))
 
 
 # -- the benchmark ----------------------------------------------------------------------------------

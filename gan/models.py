@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from .protocol import UserError
 
 ARCH_TYPE = "colour-resnet"
-ARCH_VERSION = 4  # 2: full_band and detail_gain (painted keyframes); 3: texture_scale;
-# 4: fine_gain
+ARCH_VERSION = 5  # 2: full_band and detail_gain (painted keyframes); 3: texture_scale;
+# 4: fine_gain; 5: tone_curves
 PRESETS: dict[str, dict[str, int]] = {
     "draft": {"ngf": 16, "blocks": 6},      # CPU minutes
     "standard": {"ngf": 32, "blocks": 6},
@@ -36,6 +36,7 @@ DETAIL_SIGMA = 4.0  # the texture path adds detail finer than this (pixels); col
 # The texture residual's two bands, split here (texture-path pixels): the fine band is the grain
 # inside strokes, the coarse band their shapes. Each gets its own strength (texture_strength).
 BAND_SIGMA = 2.0
+TONE_KNOTS = 256  # points of each tone curve, evenly spaced over [0, 1] (one per 8-bit level)
 
 
 def generator_arch(preset: str, paired: bool = False, texture_scale: float = 1.0
@@ -64,8 +65,13 @@ def with_fine_gain(arch: dict[str, Any], fine_gain: float) -> dict[str, Any]:
     as strong; version 4 only where the gain is not 1."""
     arch = {k: v for k, v in arch.items() if k != "fine_gain"}
     if fine_gain != 1.0:
-        arch.update(version=4, fine_gain=float(fine_gain))
+        arch.update(version=max(4, arch["version"]), fine_gain=float(fine_gain))
     return arch
+
+
+def with_tone_curves(arch: dict[str, Any]) -> dict[str, Any]:
+    """`arch` whose output goes through per-channel tone curves (ToneCurves); version 5."""
+    return {**arch, "version": 5, "tone_curves": True}
 
 
 def _conv(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Conv2d:
@@ -85,6 +91,27 @@ class ColourPath(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.mlp(x * 2 - 1)
+
+
+class ToneCurves(nn.Module):
+    """Per-channel curves on the output, piecewise linear through TONE_KNOTS points: out_c =
+    curve_c(y_c). They start as the identity; gan.tone_curves fits them after training."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("values", torch.linspace(0, 1, TONE_KNOTS).repeat(3, 1))
+        # the flat index of channel c's first point in `values`
+        self.register_buffer("offsets", torch.arange(3).reshape(1, 3, 1, 1) * TONE_KNOTS,
+                             persistent=False)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        position = y.float().clamp(0, 1) * (TONE_KNOTS - 1)
+        below = position.floor().clamp_(max=TONE_KNOTS - 2)
+        fraction = position - below
+        index = below.long() + self.offsets
+        values = self.values.float()
+        low = values.take(index)
+        return low.add_(fraction.mul_(values.take(index + 1) - low)).to(y.dtype)
 
 
 class ResBlock(nn.Module):
@@ -170,6 +197,7 @@ class Generator(nn.Module):
         self.decoder = nn.Sequential(*decoder)
         self.fine_gain = float(arch.get("fine_gain", 1.0))
         self.fine_band = HighPass(BAND_SIGMA)
+        self.tone = ToneCurves() if arch.get("tone_curves") else None
         self.alignment = 2 ** downs
         self.receptive_margin = receptive_margin(arch)
 
@@ -225,8 +253,13 @@ class Generator(nn.Module):
         return c.float() + self.texture(c).float()
 
     def finish(self, c: torch.Tensor) -> torch.Tensor:
-        """Texture on top of a recoloured frame c = recolour(x), clamped to [0, 1]."""
-        return self.unclamped(c).clamp(0, 1)
+        """Texture on top of a recoloured frame c = recolour(x), clamped to [0, 1], through the
+        tone curves."""
+        return self.toned(self.unclamped(c).clamp(0, 1))
+
+    def toned(self, y: torch.Tensor) -> torch.Tensor:
+        """The output y in [0, 1] through the tone curves, where the model has them."""
+        return y if self.tone is None else self.tone(y)
 
     def recolour(self, x: torch.Tensor) -> torch.Tensor:
         """The colour path's output, a valid colour (the texture path starts from it)."""
@@ -297,7 +330,7 @@ class StrokeScaled(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         colour, residual = self.parts(x)
-        return (colour + residual).clamp(0, 1)
+        return self.generator.toned((colour + residual).clamp(0, 1))
 
 
 def receptive_margin(arch: dict[str, Any]) -> int:
@@ -340,7 +373,7 @@ def build_generator(arch: dict[str, Any]) -> Generator:
     sigma = arch.get("detail_sigma", 0)
     if not isinstance(sigma, (int, float)) or isinstance(sigma, bool) or not 0 <= sigma <= 32:
         raise UserError("bad model description: detail_sigma must be a number in 0-32")
-    for flag in ("detail_gain", "full_band"):
+    for flag in ("detail_gain", "full_band", "tone_curves"):
         if not isinstance(arch.get(flag, False), bool):
             raise UserError(f"bad model description: {flag} must be true or false")
     scale = arch.get("texture_scale", 1.0)

@@ -16,7 +16,10 @@ the adversarial term goes too: it is then a paired problem, which L1 learns best
 Before the first step the colour path is fitted alone (a few seconds), so the GAN starts from
 the style's palette. Colour grades are learned by distribution matching, which is fast and
 exact; the adversarial part adds strokes, smoothing and outlines. Keyframe and temporal crops
-take places in the footage batch, so they cost little more than a normal step.
+take places in the footage batch, so they cost little more than a normal step. After training,
+a style learned without keyframes gets per-channel tone curves on its output, fitted so that
+each channel has the style's distribution exactly (tone_curves): the hard steps of a posterized
+or clipped look, which the smooth colour path does not learn.
 
 The style file holds an exponential moving average of the generator's weights (with a warm-up,
 so a short CPU run averages its last steps): smoother than the last step's weights, which move
@@ -50,7 +53,7 @@ import torch.nn.functional as F
 
 from . import device as device_mod
 from . import distributed
-from . import losses, models, texture_strength
+from . import losses, models, texture_strength, tone_curves
 from .fileio import atomic_write
 from .frames import FrameSourceError
 from .images import resized, to_images, to_tensor, write_image
@@ -68,6 +71,7 @@ LOSS_PLOT_NAME = "loss.png"
 PREVIEW_FRAMES = 3
 PREVIEW_WIDTH = 256
 THUMBNAIL_SIZE = 128
+TONE_CURVE_CROPS = 8  # footage crops whose output the tone curves match to the style
 MAX_HISTORY = 2000  # loss-plot points kept (older ones are thinned out)
 
 
@@ -626,10 +630,18 @@ class Trainer:
     def fitted_generator(self) -> tuple[torch.nn.Module, texture_strength.Gains]:
         """(what the style file holds, the texture gains fitted into it): the averaged
         generator; when the patch term trained it to match the style's strokes, with its
-        texture strength fitted to the style's at full size (texture_strength)."""
-        gen = self.averaged_generator()
-        if not self.settings.patch_weight:
-            return gen, texture_strength.TRAINED
+        texture strength fitted to the style's at full size (texture_strength); when its colours
+        were learned from the style's distribution alone (no keyframes), with tone curves that
+        match its output's channels to the style's exactly (tone_curves)."""
+        gen, gains = self.averaged_generator(), texture_strength.TRAINED
+        if self.settings.patch_weight:
+            gen, gains = self.fit_texture_strength(gen)
+        if self.keyframes is None:
+            gen = self.fit_tone_curves(gen)
+        return gen, gains
+
+    def fit_texture_strength(self, gen: models.Generator
+                             ) -> tuple[models.Generator, texture_strength.Gains]:
         scale = float(self.arch.get("texture_scale", 1.0))
         model = models.stroke_scaled(gen, scale)
         crops = texture_strength.footage_crops(self.content.frames, scale,
@@ -644,6 +656,16 @@ class Trainer:
         self.reporter.emit("log", message=f"texture strength fitted to the style: strokes "
                                           f"x{coarse:g}, their grain x{fine:g}")
         return texture_strength.with_gains(gen, fit.gains), fit.gains
+
+    def fit_tone_curves(self, gen: models.Generator) -> models.Generator:
+        scale = float(self.arch.get("texture_scale", 1.0))
+        crops = texture_strength.footage_crops(self.content.frames, scale,
+                                               np.random.default_rng(self.job.seed),
+                                               count=TONE_CURVE_CROPS)
+        toned = tone_curves.fitted(gen, models.stroke_scaled(gen, scale), crops,
+                                   self.style.pixels(tone_curves.STYLE_PIXELS), self.device)
+        self.reporter.emit("log", message="tone curves fitted to the style's channels")
+        return toned
 
     def write_preview(self, generator: torch.nn.Module | None = None) -> None:
         outputs = stylize_images(generator or self.averaged_generator(), self.preview_inputs,

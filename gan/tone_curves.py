@@ -1,0 +1,52 @@
+"""Tone curves: after training, per-channel curves that give the model's output on the footage
+exactly the style's distribution of each channel (1-D optimal transport: histogram matching).
+
+The colour path is a small per-pixel MLP matched to the style by a sliced Wasserstein distance.
+It learns smooth grades, but not hard steps in a channel's tones (posterization, crushed blacks,
+clipped highlights). Per channel the optimal transport between two distributions is known in
+closed form: the style's quantile function after our output's distribution function. A style
+whose colours are learned from the style's distribution alone (no keyframes) gets these curves
+on its output (models.ToneCurves); where the channels already match they are near the identity
+(docs/decisions.md, "Tone curves").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from . import models
+from .images import to_tensor
+
+STYLE_PIXELS = 1 << 20  # style pixels drawn for the curves (a quantile is then within ~0.1%)
+
+
+@torch.no_grad()
+def fit_curves(outputs: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """(3, models.TONE_KNOTS) curves that take each channel of `outputs` ((N, 3) in [0, 1]) to
+    the distribution of the same channel of `style` ((M, 3) in [0, 1])."""
+    knots = torch.linspace(0, 1, models.TONE_KNOTS, dtype=torch.float64)
+    curves = []
+    for channel in range(3):
+        ours = outputs[:, channel].double().sort().values
+        theirs = style[:, channel].double()
+        # the share of our values below each knot, ties counted half (clamped 0s and 1s)
+        below = torch.searchsorted(ours, knots) + torch.searchsorted(ours, knots, right=True)
+        curves.append(torch.quantile(theirs, below.double() / (2 * len(ours))))
+    return torch.stack(curves).float()
+
+
+@torch.no_grad()
+def fitted(generator: models.Generator, model: nn.Module, crops: list[np.ndarray],
+           style_pixels: np.ndarray, device: torch.device) -> models.Generator:
+    """A copy of `generator` with tone curves that take the output of `model` (the generator as
+    it stylizes: models.stroke_scaled) on the footage `crops` to the colours `style_pixels`
+    ((M, 3) uint8)."""
+    outputs = torch.cat([model(to_tensor(crop[None], device)).float().permute(0, 2, 3, 1)
+                         .reshape(-1, 3).cpu() for crop in crops])
+    style = torch.from_numpy(style_pixels.reshape(-1, 3)).double() / 255
+    curves = fit_curves(outputs, style)
+    toned = models.build_generator(models.with_tone_curves(generator.arch))
+    toned.load_state_dict({**generator.state_dict(), "tone.values": curves})
+    return toned.to(device).train(generator.training)
