@@ -57,14 +57,14 @@ def output(bands: tuple[torch.Tensor, torch.Tensor, torch.Tensor], gains: Gains)
     return (colour + gains[0] * coarse + gains[1] * fine).clamp(0, 1)
 
 
-def footage_crops(frames: list[np.ndarray], scale: float, rng: np.random.Generator,
-                  count: int = CROPS) -> list[np.ndarray]:
-    """`count` square crops of the footage at full size, from frames spread over `frames`. The
+def footage_crops(frames: list[np.ndarray], scale: float, rng: np.random.Generator
+                  ) -> list[np.ndarray]:
+    """CROPS square crops of the footage at full size, from frames spread over `frames`. The
     side grows with the texture path's scale, so that the path still sees 96 of its pixels."""
     side = min(max(CROP_SIDE, int(96 * scale)), *(min(f.shape[:2]) for f in frames))
     crops = []
-    for n in range(count):
-        frame = frames[n * len(frames) // count]
+    for n in range(CROPS):
+        frame = frames[n * len(frames) // CROPS]
         height, width = frame.shape[:2]
         y, x = rng.integers(height - side + 1), rng.integers(width - side + 1)
         crops.append(frame[y:y + side, x:x + side])

@@ -38,13 +38,13 @@ def fit_curves(outputs: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def fitted(generator: models.Generator, model: nn.Module, crops: list[np.ndarray],
+def fitted(generator: models.Generator, model: nn.Module, frames: list[np.ndarray],
            style_pixels: np.ndarray, device: torch.device) -> models.Generator:
     """A copy of `generator` with tone curves that take the output of `model` (the generator as
-    it stylizes: models.stroke_scaled) on the footage `crops` to the colours `style_pixels`
+    it stylizes: models.stroke_scaled) on the footage `frames` to the colours `style_pixels`
     ((M, 3) uint8)."""
-    outputs = torch.cat([model(to_tensor(crop[None], device)).float().permute(0, 2, 3, 1)
-                         .reshape(-1, 3).cpu() for crop in crops])
+    outputs = torch.cat([model(to_tensor(frame[None], device)).float().permute(0, 2, 3, 1)
+                         .reshape(-1, 3).cpu() for frame in frames])
     style = torch.from_numpy(style_pixels.reshape(-1, 3)).double() / 255
     curves = fit_curves(outputs, style)
     toned = models.build_generator(models.with_tone_curves(generator.arch))

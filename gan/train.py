@@ -71,7 +71,7 @@ LOSS_PLOT_NAME = "loss.png"
 PREVIEW_FRAMES = 3
 PREVIEW_WIDTH = 256
 THUMBNAIL_SIZE = 128
-TONE_CURVE_CROPS = 8  # footage crops whose output the tone curves match to the style
+TONE_CURVE_PIXELS = 1 << 17  # each pooled footage frame is reduced to this for the curves' fit
 MAX_HISTORY = 2000  # loss-plot points kept (older ones are thinned out)
 
 
@@ -658,11 +658,12 @@ class Trainer:
         return texture_strength.with_gains(gen, fit.gains), fit.gains
 
     def fit_tone_curves(self, gen: models.Generator) -> models.Generator:
+        # Whole frames, not crops: a few crops are a spatially biased sample of the footage, and
+        # the curves would "correct" that bias (measured: grade GC 0.84 -> -0.02 with 8 crops).
+        frames = [resized(frame, min(1.0, (TONE_CURVE_PIXELS / (frame.shape[0] * frame.shape[1]))
+                                     ** 0.5)) for frame in self.content.frames]
         scale = float(self.arch.get("texture_scale", 1.0))
-        crops = texture_strength.footage_crops(self.content.frames, scale,
-                                               np.random.default_rng(self.job.seed),
-                                               count=TONE_CURVE_CROPS)
-        toned = tone_curves.fitted(gen, models.stroke_scaled(gen, scale), crops,
+        toned = tone_curves.fitted(gen, models.stroke_scaled(gen, scale), frames,
                                    self.style.pixels(tone_curves.STYLE_PIXELS), self.device)
         self.reporter.emit("log", message="tone curves fitted to the style's channels")
         return toned
