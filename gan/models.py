@@ -100,18 +100,21 @@ class ToneCurves(nn.Module):
     def __init__(self):
         super().__init__()
         self.register_buffer("values", torch.linspace(0, 1, TONE_KNOTS).repeat(3, 1))
-        # the flat index of channel c's first point in `values`
-        self.register_buffer("offsets", torch.arange(3).reshape(1, 3, 1, 1) * TONE_KNOTS,
-                             persistent=False)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        position = y.float().clamp(0, 1) * (TONE_KNOTS - 1)
-        below = position.floor().clamp_(max=TONE_KNOTS - 2)
-        fraction = position - below
-        index = below.long() + self.offsets
         values = self.values.float()
-        low = values.take(index)
-        return low.add_(fraction.mul_(values.take(index + 1) - low)).to(y.dtype)
+        # each knot's slope to the next one (the last knot's is never used beyond it: 0)
+        slopes = F.pad(values[:, 1:] - values[:, :-1], (0, 1))
+        out = torch.empty(y.shape, dtype=torch.float32, device=y.device)
+        # One channel at a time, contiguous: gathering through a channels_last view is much
+        # slower on CPUs (docs/decisions.md, "Tone curves").
+        for channel in range(3):
+            position = y[:, channel].float().clamp(0, 1).mul_(TONE_KNOTS - 1)
+            knot = position.floor()
+            index = knot.long()
+            out[:, channel] = values[channel].take(index).add_(
+                position.sub_(knot).mul_(slopes[channel].take(index)))
+        return out.to(y.dtype)
 
 
 class ResBlock(nn.Module):
