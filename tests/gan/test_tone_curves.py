@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from gan import models, tone_curves
+from gan.images import to_images
 from gan.metrics import gap_closure
 from gan.protocol import CancelToken, Reporter, SourceSpec, TrainJob
 from gan.stylefile import read_style_info
@@ -38,8 +39,11 @@ def on_levels(image: np.ndarray, tolerance: int = 8) -> float:
     return float((distance <= tolerance).mean())
 
 
-def to_images(y: torch.Tensor) -> np.ndarray:
-    return (y.clamp(0, 1).permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)
+def write_pngs(folder, name: str, frames: list[np.ndarray]) -> list[str]:
+    paths = [str(folder / f"{name}_{i:02d}.png") for i in range(len(frames))]
+    for path, frame in zip(paths, frames):
+        cv2.imwrite(path, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    return paths
 
 
 def test_fitted_curves_carry_each_channel_onto_the_style_distribution():
@@ -82,16 +86,9 @@ def test_a_model_with_tone_curves_needs_version_5():
 def posterized(tmp_path_factory):
     """A style learned unpaired from posterized frames (PNG: lossless levels) for 12 steps."""
     folder = tmp_path_factory.mktemp("posterized")
-    style_paths = []
-    for i in range(10):
-        path = str(folder / f"style_{i:02d}.png")
-        cv2.imwrite(path, cv2.cvtColor(posterize(footage_frame(i, seed=2)), cv2.COLOR_RGB2BGR))
-        style_paths.append(path)
-    footage_paths = []
-    for i in range(10):
-        path = str(folder / f"footage_{i:02d}.png")
-        cv2.imwrite(path, cv2.cvtColor(footage_frame(i, seed=1), cv2.COLOR_RGB2BGR))
-        footage_paths.append(path)
+    style_paths = write_pngs(folder, "style", [posterize(footage_frame(i, seed=2))
+                                               for i in range(10)])
+    footage_paths = write_pngs(folder, "footage", [footage_frame(i, seed=1) for i in range(10)])
     out = str(folder / "posterized.ganstyle")
     train(TrainJob(style=[SourceSpec(style_paths)], content=[SourceSpec(footage_paths)], out=out,
                    steps=12, crop=32, batch=2, seed=0), Reporter(), CancelToken())
