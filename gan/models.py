@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from .protocol import UserError
 
 ARCH_TYPE = "colour-resnet"
-ARCH_VERSION = 5  # 2: full_band and detail_gain (painted keyframes); 3: texture_scale;
-# 4: fine_gain; 5: tone_curves
+ARCH_VERSION = 6  # 2: full_band and detail_gain (painted keyframes); 3: texture_scale;
+# 4: fine_gain; 5: tone_curves; 6: skip
 PRESETS: dict[str, dict[str, int]] = {
     "draft": {"ngf": 16, "blocks": 6},      # CPU minutes
     "standard": {"ngf": 32, "blocks": 6},
@@ -39,14 +39,16 @@ BAND_SIGMA = 2.0
 TONE_KNOTS = 256  # points of each tone curve, evenly spaced over [0, 1] (one per 8-bit level)
 
 
-def generator_arch(preset: str, paired: bool = False, texture_scale: float = 1.0
-                   ) -> dict[str, Any]:
+def generator_arch(preset: str, paired: bool = False, texture_scale: float = 1.0,
+                   skip: bool = False) -> dict[str, Any]:
     """The JSON description stored in a style file; build_generator(arch) rebuilds the model.
 
     `paired` (painted keyframes): the residual may change colours region by region (the paired
     loss anchors them) and the frame's own detail gets a gain. `texture_scale`: the texture path
-    was trained on footage reduced by this factor, and runs so (StrokeScaled). Only the models
-    that need them get version 2 or 3, so that other style files still open in older versions.
+    was trained on footage reduced by this factor, and runs so (StrokeScaled). `skip`: the
+    texture path's full-size features reach its output directly (pixel-exact outlines, for an
+    artist's keyframes). Only the models that need them get version 2, 3 or 6, so that other
+    style files still open in older versions.
     """
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
@@ -57,6 +59,8 @@ def generator_arch(preset: str, paired: bool = False, texture_scale: float = 1.0
         arch.update(version=2, full_band=True, detail_gain=True)
     if texture_scale != 1.0:
         arch.update(version=3, texture_scale=float(texture_scale))
+    if skip:
+        arch.update(version=6, skip=True)
     return arch
 
 
@@ -70,8 +74,9 @@ def with_fine_gain(arch: dict[str, Any], fine_gain: float) -> dict[str, Any]:
 
 
 def with_tone_curves(arch: dict[str, Any]) -> dict[str, Any]:
-    """`arch` whose output goes through per-channel tone curves (ToneCurves); version 5."""
-    return {**arch, "version": 5, "tone_curves": True}
+    """`arch` whose output goes through per-channel tone curves (ToneCurves); version 5 or
+    above."""
+    return {**arch, "version": max(5, arch["version"]), "tone_curves": True}
 
 
 def _conv(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Conv2d:
@@ -194,10 +199,18 @@ class Generator(nn.Module):
         # Full band: the decoder's residual is not high-passed, so it may change colours region
         # by region too (painted keyframes, whose paired loss anchors the colours).
         self.full_band = bool(arch.get("full_band")) or sigma <= 0
-        decoder.append(_conv(channels, 4 if self.detail_gain else 3, 7))
+        outputs = 4 if self.detail_gain else 3
+        decoder.append(_conv(channels, outputs, 7))
         nn.init.zeros_(decoder[-1].weight)  # the texture path starts as "add nothing"
         nn.init.zeros_(decoder[-1].bias)
         self.decoder = nn.Sequential(*decoder)
+        # Skip: the stem's full-size features reach the output through a 3x3 convolution
+        # (pix2pix's U-Net skip, at the finest level only): everything else passes through
+        # 1/4 resolution, where an outline's exact pixel is lost.
+        self.skip = _conv(ngf, outputs, 3) if arch.get("skip") else None
+        if self.skip is not None:
+            nn.init.zeros_(self.skip.weight)
+            nn.init.zeros_(self.skip.bias)
         self.fine_gain = float(arch.get("fine_gain", 1.0))
         self.fine_band = HighPass(BAND_SIGMA)
         self.tone = ToneCurves() if arch.get("tone_curves") else None
@@ -232,9 +245,13 @@ class Generator(nn.Module):
         if pad_h or pad_w:  # the down/up path needs sizes on the alignment grid
             c = F.pad(c, (0, pad_w, 0, pad_h), mode="replicate")
         h = c * 2 - 1
-        for layer in self.encoder:
+        for i, layer in enumerate(self.encoder):
             h = layer(h)
+            if i == 0:
+                stem = h
         out = self.decoder(h)
+        if self.skip is not None:
+            out = out + self.skip(stem)
         residual = out[:, :3] if self.full_band else self.high_pass(out[:, :3])
         if self.detail_gain:
             residual = residual + out[:, 3:] * self.high_pass(c)
@@ -279,11 +296,13 @@ class Generator(nn.Module):
 
     def scale_texture(self, gain: float) -> None:
         """Multiply the texture residual by `gain`, in the weights: the residual is linear in the
-        decoder's last convolution (its colour channels and its detail-gain channel alike)."""
-        last = self.decoder[-1]
+        decoder's last convolution and the skip's (their colour channels and their detail-gain
+        channel alike)."""
         with torch.no_grad():
-            last.weight.mul_(gain)
-            last.bias.mul_(gain)
+            for last in (self.decoder[-1], self.skip):
+                if last is not None:
+                    last.weight.mul_(gain)
+                    last.bias.mul_(gain)
 
 
 class StrokeScaled(nn.Module):
@@ -376,7 +395,7 @@ def build_generator(arch: dict[str, Any]) -> Generator:
     sigma = arch.get("detail_sigma", 0)
     if not isinstance(sigma, (int, float)) or isinstance(sigma, bool) or not 0 <= sigma <= 32:
         raise UserError("bad model description: detail_sigma must be a number in 0-32")
-    for flag in ("detail_gain", "full_band", "tone_curves"):
+    for flag in ("detail_gain", "full_band", "tone_curves", "skip"):
         if not isinstance(arch.get(flag, False), bool):
             raise UserError(f"bad model description: {flag} must be true or false")
     scale = arch.get("texture_scale", 1.0)

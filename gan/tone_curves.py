@@ -6,8 +6,9 @@ It learns smooth grades, but not hard steps in a channel's tones (posterization,
 clipped highlights). Per channel the optimal transport between two distributions is known in
 closed form: the style's quantile function after our output's distribution function. A style
 whose colours are learned from the style's distribution alone (no keyframes) gets these curves
-on its output (models.ToneCurves); where the channels already match they are near the identity
-(docs/decisions.md, "Tone curves").
+on its output (models.ToneCurves); where the channels already match they are near the identity.
+A style learned from an artist's keyframes gets them where they bring its output on the
+keyframes closer to the painted frames (docs/decisions.md, "Tone curves").
 """
 
 from __future__ import annotations
@@ -43,10 +44,41 @@ def fitted(generator: models.Generator, model: nn.Module, frames: list[np.ndarra
     """A copy of `generator` with tone curves that take the output of `model` (the generator as
     it stylizes: models.stroke_scaled) on the footage `frames` to the colours `style_pixels`
     ((M, 3) uint8)."""
-    outputs = torch.cat([model(to_tensor(frame[None], device)).float().permute(0, 2, 3, 1)
-                         .reshape(-1, 3).cpu() for frame in frames])
+    outputs = torch.cat([_pixels(model(to_tensor(frame[None], device))) for frame in frames])
     style = torch.from_numpy(style_pixels.reshape(-1, 3)).double() / 255
-    curves = fit_curves(outputs, style)
+    return _with_curves(generator, fit_curves(outputs, style), device)
+
+
+@torch.no_grad()
+def fitted_to_keyframes(generator: models.Generator, model: nn.Module, inputs: list[np.ndarray],
+                        painted: list[np.ndarray], device: torch.device
+                        ) -> models.Generator | None:
+    """A copy of `generator` with tone curves that take the output of `model` on the keyframes'
+    footage frames `inputs` to the colours of their `painted` versions; None where the curves
+    would not bring that output closer to the painted frames (mean absolute difference).
+
+    Keyframes pin colours pixel by pixel, so the curves are kept only where they help there: a
+    painted look with hard tone steps gains from them, and where the model already follows the
+    painted frames closely, matching their histogram would trade detail for the distribution
+    (docs/decisions.md, "Tone curves")."""
+    outputs = torch.cat([_pixels(model(to_tensor(frame[None], device))) for frame in inputs])
+    targets = torch.cat([_pixels(to_tensor(frame[None], device)) for frame in painted])
+    curves = fit_curves(outputs, targets)
+    tone = models.ToneCurves()
+    tone.values.copy_(curves)
+    toned = tone(outputs.T[None, :, :, None]).float()[0, :, :, 0].T
+    if (toned - targets).abs().mean() >= (outputs - targets).abs().mean():
+        return None
+    return _with_curves(generator, curves, device)
+
+
+def _pixels(images: torch.Tensor) -> torch.Tensor:
+    """NCHW -> (N * H * W, 3) float32 on the CPU."""
+    return images.float().permute(0, 2, 3, 1).reshape(-1, 3).cpu()
+
+
+def _with_curves(generator: models.Generator, curves: torch.Tensor, device: torch.device
+                 ) -> models.Generator:
     toned = models.build_generator(models.with_tone_curves(generator.arch))
     toned.load_state_dict({**generator.state_dict(), "tone.values": curves})
     return toned.to(device).train(generator.training)

@@ -19,14 +19,17 @@ exact; the adversarial part adds strokes, smoothing and outlines. Keyframe and t
 take places in the footage batch, so they cost little more than a normal step. After training,
 a style learned without keyframes gets per-channel tone curves on its output, fitted so that
 each channel has the style's distribution exactly (tone_curves): the hard steps of a posterized
-or clipped look, which the smooth colour path does not learn.
+or clipped look, which the smooth colour path does not learn. A style learned from an artist's
+keyframes gets curves fitted to the painted frames where they bring it closer to them.
 
 The style file holds an exponential moving average of the generator's weights (with a warm-up,
 so a short CPU run averages its last steps): smoother than the last step's weights, which move
 with the adversarial game. With keyframes, the generator's residual is full-band and it gets a
 detail gain (models.generator_arch(paired=True)): painted frames recolour regions and flatten
 texture, which a residual made at 1/4 resolution cannot do by itself (measured: stylization
-from 3 keyframes 0.535 -> 0.600 with both, same 5 minutes).
+from 3 keyframes 0.535 -> 0.600 with both, same 5 minutes). An artist's keyframes also give the
+texture path a skip from its full-size features (models.generator_arch(skip=True)): their
+outlines sit on exact pixels.
 
 Frames are sampled with random access from bounded pools (never a whole clip in memory).
 Checkpoints (plain tensors, numbers and strings: loaded with weights_only=True) make a job
@@ -162,6 +165,11 @@ def settings_for(job: TrainJob, auto_keyframes: int = 0) -> Settings:
 
 def _pooled(images: torch.Tensor, size: int) -> torch.Tensor:
     return images if size <= 1 else F.avg_pool2d(images, size)
+
+
+def reduced_for_curves(frame: np.ndarray) -> np.ndarray:
+    """`frame` reduced to at most TONE_CURVE_PIXELS pixels: enough for a channel's quantiles."""
+    return resized(frame, min(1.0, (TONE_CURVE_PIXELS / (frame.shape[0] * frame.shape[1])) ** 0.5))
 
 
 def ema_average(max_decay: float):
@@ -356,10 +364,11 @@ class Trainer:
             scale = 1.0
             if self.auto_keyframes:
                 scale = max(1.0, min(self.content.sources[0].size) / PAINT_SIDE)
+            # An artist's keyframes place each outline: the texture path gets a full-size skip.
             self.arch = models.generator_arch(
                 job.preset, paired=bool(job.keyframes or self.auto_keyframes
                                         or self.settings.patch_weight),
-                texture_scale=round(scale, 3))
+                texture_scale=round(scale, 3), skip=bool(job.keyframes))
         # Several processes train one model: rank 0's choices hold for all (a rank that drops
         # an unreadable frame could otherwise count the style's frames differently).
         self.settings, self.arch, self.auto_keyframes = self.group.from_main(
@@ -632,12 +641,15 @@ class Trainer:
         generator; when the patch term trained it to match the style's strokes, with its
         texture strength fitted to the style's at full size (texture_strength); when its colours
         were learned from the style's distribution alone (no keyframes), with tone curves that
-        match its output's channels to the style's exactly (tone_curves)."""
+        match its output's channels to the style's exactly; from an artist's keyframes, with
+        curves fitted to the painted frames where they bring it closer to them (tone_curves)."""
         gen, gains = self.averaged_generator(), texture_strength.TRAINED
         if self.settings.patch_weight:
             gen, gains = self.fit_texture_strength(gen)
         if self.keyframes is None:
             gen = self.fit_tone_curves(gen)
+        elif self.job.keyframes:  # an artist's: the add-on's own only approximate a painting
+            gen = self.fit_keyframe_tone_curves(gen)
         return gen, gains
 
     def fit_texture_strength(self, gen: models.Generator
@@ -660,12 +672,24 @@ class Trainer:
     def fit_tone_curves(self, gen: models.Generator) -> models.Generator:
         # Whole frames, not crops: a few crops are a spatially biased sample of the footage, and
         # the curves would "correct" that bias (measured: grade GC 0.84 -> -0.02 with 8 crops).
-        frames = [resized(frame, min(1.0, (TONE_CURVE_PIXELS / (frame.shape[0] * frame.shape[1]))
-                                     ** 0.5)) for frame in self.content.frames]
+        frames = [reduced_for_curves(frame) for frame in self.content.frames]
         scale = float(self.arch.get("texture_scale", 1.0))
         toned = tone_curves.fitted(gen, models.stroke_scaled(gen, scale), frames,
                                    self.style.pixels(tone_curves.STYLE_PIXELS), self.device)
         self.reporter.emit("log", message="tone curves fitted to the style's channels")
+        return toned
+
+    def fit_keyframe_tone_curves(self, gen: models.Generator) -> models.Generator:
+        scale = float(self.arch.get("texture_scale", 1.0))
+        pairs = self.keyframes
+        toned = tone_curves.fitted_to_keyframes(
+            gen, models.stroke_scaled(gen, scale), [reduced_for_curves(f) for f in pairs.inputs],
+            [reduced_for_curves(f) for f in pairs.targets], self.device)
+        if toned is None:
+            self.reporter.emit("log", message="no tone curves: the model follows the keyframes' "
+                                              "colours as closely without them")
+            return gen
+        self.reporter.emit("log", message="tone curves fitted to the keyframes' channels")
         return toned
 
     def write_preview(self, generator: torch.nn.Module | None = None) -> None:

@@ -55,6 +55,32 @@ def test_paired_arch_needs_version_2_and_starts_as_the_identity():
     assert y[:, 1].std() < 0.5 * x[:, 1].std()
 
 
+def test_a_skip_needs_version_6_carries_pixel_detail_and_scales_with_the_texture():
+    """The skip (for an artist's keyframes) brings the stem's full-size features to the
+    output: unlike the path through 1/4 resolution, it can draw a one-pixel line where the
+    input has an edge. It starts as "add nothing", and scale_texture scales it too."""
+    arch = models.generator_arch("draft", paired=True, skip=True)
+    assert arch["version"] == 6 == models.ARCH_VERSION and arch["skip"] is True
+    with pytest.raises(UserError, match="skip"):
+        models.build_generator({**arch, "skip": 1})
+    gen = models.build_generator(arch).eval()
+    x = torch.full((1, 3, 32, 32), 0.5)
+    x[..., 16:] = 0.8  # a vertical edge between columns 15 and 16
+    moved = torch.roll(x, 1, dims=3)  # the same edge one pixel to the right (and at the border)
+    with torch.no_grad():
+        assert torch.equal(gen(x), x)
+        torch.manual_seed(0)
+        gen.skip.weight.normal_(0, 0.05)
+        gen.skip.weight[3] = 0  # the detail gain's channel: its high-pass reaches further
+        residual = gen.texture(x)
+        # the residual tells the edges apart, near them only: the stem's 7x7 and the skip's
+        # 3x3 reach 4 pixels
+        apart = (residual - gen.texture(moved)).abs().amax(dim=(0, 1, 2)) > 1e-4
+        assert apart[12:21].all() and not apart[5:12].any() and not apart[21:].any()
+        gen.scale_texture(2.0)
+        assert torch.allclose(gen.texture(x), 2 * residual, atol=1e-6)
+
+
 def test_a_texture_scale_needs_version_3_and_is_used_by_the_stylizer(tmp_path):
     """A model whose texture path was trained on reduced footage says so (version 3: older
     add-ons refuse it), and load_stylizer runs its texture path at that scale, times the

@@ -13,7 +13,7 @@ import torch
 from gan import models, tone_curves
 from gan.images import to_images
 from gan.metrics import gap_closure
-from gan.protocol import CancelToken, Reporter, SourceSpec, TrainJob
+from gan.protocol import CancelToken, KeyframeSpec, Reporter, SourceSpec, TrainJob
 from gan.stylefile import read_style_info
 from gan.train import CHECKPOINT_NAME, load_checkpoint, train
 
@@ -75,7 +75,8 @@ def test_tone_curves_start_as_the_identity_and_interpolate_between_knots():
 
 def test_a_model_with_tone_curves_needs_version_5():
     arch = models.with_tone_curves(models.generator_arch("draft"))
-    assert arch["version"] == 5 == models.ARCH_VERSION and arch["tone_curves"] is True
+    assert arch["version"] == 5 and arch["tone_curves"] is True
+    assert models.with_tone_curves(models.generator_arch("draft", skip=True))["version"] == 6
     assert "tone.values" in models.build_generator(arch).state_dict()
     assert "tone.values" not in models.build_generator(models.generator_arch("draft")).state_dict()
     with pytest.raises(models.UserError, match="tone_curves"):
@@ -119,3 +120,34 @@ def test_the_curves_apply_with_a_stroke_scale(posterized):
     x = torch.from_numpy(footage_frame(0, seed=3)[None]).permute(0, 3, 1, 2).float() / 255
     with torch.no_grad():
         assert on_levels(to_images(gen(x))) > 0.9
+
+
+def test_keyframe_curves_are_kept_only_where_they_bring_the_output_closer_to_the_paintings():
+    """An untrained generator outputs its input. Posterized keyframes: the curves take its output
+    onto the four levels, so they are kept. Keyframes whose look is dark outlines: the curves
+    would darken the output's darkest pixels, not the outlines, so there are none."""
+    generator = models.build_generator(models.generator_arch("draft", paired=True))
+    frames = [footage_frame(i, seed=4) for i in range(3)]
+    toned = tone_curves.fitted_to_keyframes(generator, generator, frames,
+                                            [posterize(f) for f in frames], torch.device("cpu"))
+    assert toned is not None and toned.arch["tone_curves"]
+    x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        assert on_levels(to_images(toned(x))) > 0.9
+    outlined = [cv2.rectangle(f.copy(), (20, 10), (70, 50), (0, 0, 0), 2) for f in frames]
+    assert tone_curves.fitted_to_keyframes(generator, generator, frames, outlined,
+                                           torch.device("cpu")) is None
+
+
+def test_a_style_learned_from_posterized_keyframes_posterizes(tmp_path):
+    frames = [footage_frame(i, seed=5) for i in range(8)]
+    clip = write_pngs(tmp_path, "footage", frames)
+    painted = write_pngs(tmp_path, "painted", [posterize(frames[i]) for i in (1, 6)])
+    keyframes = [KeyframeSpec(clip, i, p) for i, p in zip((1, 6), painted)]
+    out = train(TrainJob(style=[], content=[], keyframes=keyframes, out=str(tmp_path / "k.ganstyle"),
+                         steps=12, crop=32, batch=2, seed=0), Reporter(), CancelToken())
+    assert read_style_info(out).arch["tone_curves"]
+    held_out = np.stack([footage_frame(i, seed=6) for i in range(3)])
+    gen, _ = models.load_generator(out, torch.device("cpu"), torch.float32)
+    with torch.no_grad():
+        assert on_levels(to_images(gen(torch.from_numpy(held_out).permute(0, 3, 1, 2).float() / 255))) > 0.9
