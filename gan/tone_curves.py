@@ -66,8 +66,8 @@ def fitted_to_keyframes(generator: models.Generator, model: nn.Module, inputs: l
     curves = fit_curves(outputs, targets)
     tone = models.ToneCurves()
     tone.values.copy_(curves)
-    toned = tone(outputs.T[None, :, :, None]).float()[0, :, :, 0].T
-    if (toned - targets).abs().mean() >= (outputs - targets).abs().mean():
+    toned = tone(outputs.T.reshape(1, 3, -1, 1))  # the pixels as a 1 x 3 x N x 1 image
+    if (toned - targets.T.reshape(1, 3, -1, 1)).abs().mean() >= (outputs - targets).abs().mean():
         return None
     return _with_curves(generator, curves, device)
 
