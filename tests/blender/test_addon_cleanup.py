@@ -50,7 +50,7 @@ def test_clean_up_never_removes_a_folder_a_strip_uses(addon, blend, media, style
     assert bpy.ops.sequencer.gan_style_apply(style=style, mix=0.0) == {'FINISHED'}
     assert bl_helpers.wait_for(lambda: not window_runner.running_jobs(), timeout=120,
                                tick=window_runner.tick)
-    applied = [s for s in bl_helpers.strips_all(scene) if s.name != "Clip"][0]
+    assert [s for s in bl_helpers.strips_all(scene) if s.name != "Clip"], "Apply added no strip"
     (applied_folder,) = folders() - {"other_blend"}
 
     # Used: by a strip of another scene, inside a meta strip, through a Windows-style path.
