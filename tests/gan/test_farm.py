@@ -13,7 +13,7 @@ import yaml
 
 from gan import farm
 from gan.stabilize import preroll_frames
-from test_video_styles import noisy_pan, read_png
+from test_video_styles import flickering_style, noisy_pan, read_png  # noqa: F401 (fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OPENJD = os.path.join(os.path.dirname(sys.executable), "openjd")

@@ -144,10 +144,12 @@ def test_a_style_learned_from_posterized_keyframes_posterizes(tmp_path):
     clip = write_pngs(tmp_path, "footage", frames)
     painted = write_pngs(tmp_path, "painted", [posterize(frames[i]) for i in (1, 6)])
     keyframes = [KeyframeSpec(clip, i, p) for i, p in zip((1, 6), painted)]
-    out = train(TrainJob(style=[], content=[], keyframes=keyframes, out=str(tmp_path / "k.ganstyle"),
-                         steps=12, crop=32, batch=2, seed=0), Reporter(), CancelToken())
+    out = train(TrainJob(style=[], content=[], keyframes=keyframes,
+                         out=str(tmp_path / "k.ganstyle"), steps=12, crop=32, batch=2, seed=0),
+                Reporter(), CancelToken())
     assert read_style_info(out).arch["tone_curves"]
-    held_out = np.stack([footage_frame(i, seed=6) for i in range(3)])
+    held_out = np.stack([footage_frame(i, seed=6) for i in range(3)])  # never seen
     gen, _ = models.load_generator(out, torch.device("cpu"), torch.float32)
     with torch.no_grad():
-        assert on_levels(to_images(gen(torch.from_numpy(held_out).permute(0, 3, 1, 2).float() / 255))) > 0.9
+        styled = to_images(gen(torch.from_numpy(held_out).permute(0, 3, 1, 2).float() / 255))
+    assert on_levels(styled) > 0.9
