@@ -18,9 +18,10 @@ import torch
 import torch.nn as nn
 
 from . import models
-from .images import to_tensor
+from .images import resized, to_tensor
 
 STYLE_PIXELS = 1 << 20  # style pixels drawn for the curves (a quantile is then within ~0.1%)
+FRAME_PIXELS = 1 << 17  # each footage (or painted) frame is reduced to this for the fit
 
 
 @torch.no_grad()
@@ -43,8 +44,10 @@ def fitted(generator: models.Generator, model: nn.Module, frames: list[np.ndarra
            style_pixels: np.ndarray, device: torch.device) -> models.Generator:
     """A copy of `generator` with tone curves that take the output of `model` (the generator as
     it stylizes: models.stroke_scaled) on the footage `frames` to the colours `style_pixels`
-    ((M, 3) uint8)."""
-    outputs = torch.cat([_pixels(model(to_tensor(frame[None], device))) for frame in frames])
+    ((M, 3) uint8). Whole frames, not crops: a few crops are a spatially biased sample of the
+    footage, and the curves would "correct" that bias (docs/decisions.md, "Tone curves")."""
+    outputs = torch.cat([_pixels(model(to_tensor(_reduced(frame)[None], device)))
+                         for frame in frames])
     style = torch.from_numpy(style_pixels.reshape(-1, 3)).double() / 255
     return _with_curves(generator, fit_curves(outputs, style), device)
 
@@ -61,8 +64,9 @@ def fitted_to_keyframes(generator: models.Generator, model: nn.Module, inputs: l
     painted look with hard tone steps gains from them, and where the model already follows the
     painted frames closely, matching their histogram would trade detail for the distribution
     (docs/decisions.md, "Tone curves")."""
-    outputs = torch.cat([_pixels(model(to_tensor(frame[None], device))) for frame in inputs])
-    targets = torch.cat([_pixels(to_tensor(frame[None], device)) for frame in painted])
+    outputs = torch.cat([_pixels(model(to_tensor(_reduced(frame)[None], device)))
+                         for frame in inputs])
+    targets = torch.cat([_pixels(to_tensor(_reduced(frame)[None], device)) for frame in painted])
     curves = fit_curves(outputs, targets)
     tone = models.ToneCurves()
     tone.values.copy_(curves)
@@ -70,6 +74,11 @@ def fitted_to_keyframes(generator: models.Generator, model: nn.Module, inputs: l
     if (toned - targets.T.reshape(1, 3, -1, 1)).abs().mean() >= (outputs - targets).abs().mean():
         return None
     return _with_curves(generator, curves, device)
+
+
+def _reduced(frame: np.ndarray) -> np.ndarray:
+    """`frame` reduced to at most FRAME_PIXELS pixels: enough for a channel's quantiles."""
+    return resized(frame, min(1.0, (FRAME_PIXELS / (frame.shape[0] * frame.shape[1])) ** 0.5))
 
 
 def _pixels(images: torch.Tensor) -> torch.Tensor:
