@@ -34,13 +34,14 @@ def random_directions(count: int, channels: int, patch: int, device: torch.devic
 
 
 def sorted_projections(images: torch.Tensor, kernels: torch.Tensor, stride: int = 1,
-                       samples: int | None = None, random_offset: bool = True) -> torch.Tensor:
+                       samples: int | None = None, random_offset: bool = True,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
     """(directions, patches) the projections of patches of `images`, sorted per direction: the
     patches on a grid of `stride` pixels at a random offset (at 0 without `random_offset`), and
     of those `samples` random ones. Both keep the cost down (on a CPU the backward pass of a
     stride-1 projection of four 128 x 128 crops takes 6 times that of a stride-2 one, and
     sorting takes longer than projecting); the subsets are fresh at each call, so over the
-    steps every patch counts."""
+    steps every patch counts, unless `generator` (on the images' device) draws them."""
     if stride > 1 and random_offset:
         oy, ox = (int(v) for v in torch.randint(stride, (2,)))
         images = images[..., oy:, ox:]
@@ -48,7 +49,8 @@ def sorted_projections(images: torch.Tensor, kernels: torch.Tensor, stride: int 
     values = projected.flatten(2)
     if samples is not None and values.shape[0] * values.shape[2] > samples:
         per_image = max(1, samples // values.shape[0])
-        values = values[:, :, torch.randint(values.shape[2], (per_image,), device=values.device)]
+        values = values[:, :, torch.randint(values.shape[2], (per_image,), device=values.device,
+                                            generator=generator)]
     return torch.sort(values.transpose(0, 1).flatten(1), dim=1).values
 
 
@@ -107,12 +109,16 @@ class PatchDistance:
     """A measure, not a loss: the sliced Wasserstein distance (the root of quantile_distance)
     between the p x p patches of images and those of one reference image, at `levels` pyramid
     levels, along fixed zero-mean directions drawn from `seed`, so that every image compared
-    is measured alike. `strides`: the patch grid of each level (at offset 0)."""
+    is measured alike. `strides`: the patch grid of each level (at offset 0). `samples`: at most
+    so many patches of each level, at places drawn from `seed` too, so that batches of one size
+    are measured on the same patches (sorting is what large images cost)."""
 
     def __init__(self, reference: torch.Tensor, levels: int = 4, directions: int = 128,
-                 seed: int = 0, strides: tuple[int, ...] = (2, 1, 1, 1), patch: int = 7):
+                 seed: int = 0, strides: tuple[int, ...] = (2, 1, 1, 1), patch: int = 7,
+                 samples: int | None = None):
         generator = torch.Generator().manual_seed(seed)
         self.levels_count, self.strides, self.patch = levels, strides, patch
+        self.seed, self.samples = seed, samples
         self.kernels = [random_directions(directions, reference.shape[1], patch,
                                           torch.device("cpu"), zero_mean=True,
                                           generator=generator).to(reference.device)
@@ -122,7 +128,9 @@ class PatchDistance:
     @torch.no_grad()
     def sorted_levels(self, images: torch.Tensor) -> list[torch.Tensor]:
         levels = pyramid(images.float(), self.levels_count, 2 * self.patch)
-        return [sorted_projections(level, kernels, stride, random_offset=False)
+        places = torch.Generator(images.device).manual_seed(self.seed)
+        return [sorted_projections(level, kernels, stride, self.samples, random_offset=False,
+                                   generator=places)
                 for level, kernels, stride in zip(levels, self.kernels, self.strides)]
 
     def levels(self, images: torch.Tensor) -> list[float]:

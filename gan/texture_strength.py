@@ -5,9 +5,10 @@ of its weights; the enlargement to full size and the averaging both soften the r
 model trained to match the style's strokes shows them weaker than the style has them
 (docs/decisions.md, "session 8"), and the fine grain more so than the strokes' shapes
 ("session 9"). After training, two numbers are fitted: the gains on the residual's coarse and
-fine bands (models.BAND_SIGMA) whose full-size output, on a few footage crops, has the patch
-distribution (zero-mean 7 x 7 patches at four pyramid levels: texture, not palette) nearest the
-style's, among the gains that keep the output steady on consecutive footage frames (stronger
+fine bands (models.BAND_SIGMA) whose full-size output, on a few whole footage frames, has the
+patch distribution (zero-mean 7 x 7 patches at four pyramid levels: texture, not palette)
+nearest the style's, among the gains that keep the output steady on consecutive footage frames
+(stronger
 strokes also flicker more: their warping error against the footage's own stays within STEADY,
 or within the trained strength's when that is above). The coarse gain folds into the weights
 (`Generator.scale_texture`), the fine one into the model description (`models.with_fine_gain`),
@@ -29,8 +30,13 @@ from .patch_distribution import PatchDistance
 from .stabilize import Stabilizer
 
 GAINS = tuple(float(g) for g in np.arange(0.75, 2.2501, 0.25))  # for each band
+# then the nearest gains around the best of GAINS, this far apart
+STEP = 0.125
 DIRECTIONS = 32
-CROPS, CROP_SIDE = 4, 384  # a 7 x 7 patch at the coarsest level sees 56 pixels of a crop's 384
+# Whole frames: a crop shows part of the scene, and the gains that suit one part do not suit the
+# whole (docs/decisions.md, "session 13"). At most FRAMES frames, at most FRAME_PIXELS pixels
+# (but one frame at least); of each pyramid level, at most SAMPLES patches are compared.
+FRAMES, FRAME_PIXELS, SAMPLES = 3, 2 * 1920 * 1080, 65536
 STEADY = 1.2  # the warping error of the output / the footage's, at most (benchmarks/painting.py)
 MOTION_PAIRS = 3
 # Among gains whose distance is within this fraction of the best, the pair nearest (1, 1) (the
@@ -57,18 +63,13 @@ def output(bands: tuple[torch.Tensor, torch.Tensor, torch.Tensor], gains: Gains)
     return (colour + gains[0] * coarse + gains[1] * fine).clamp(0, 1)
 
 
-def footage_crops(frames: list[np.ndarray], scale: float, rng: np.random.Generator
-                  ) -> list[np.ndarray]:
-    """CROPS square crops of the footage at full size, from frames spread over `frames`. The
-    side grows with the texture path's scale, so that the path still sees 96 of its pixels."""
-    side = min(max(CROP_SIDE, int(96 * scale)), *(min(f.shape[:2]) for f in frames))
-    crops = []
-    for n in range(CROPS):
-        frame = frames[n * len(frames) // CROPS]
-        height, width = frame.shape[:2]
-        y, x = rng.integers(height - side + 1), rng.integers(width - side + 1)
-        crops.append(frame[y:y + side, x:x + side])
-    return crops
+def footage_frames(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """Whole footage frames spread over `frames`: FRAMES, fewer where they would hold more than
+    FRAME_PIXELS pixels."""
+    height, width = frames[0].shape[:2]
+    count = max(1, min(FRAMES, len(frames), FRAME_PIXELS // (height * width)))
+    same_size = [f for f in frames if f.shape[:2] == (height, width)]  # one batch
+    return [same_size[n * len(same_size) // count] for n in range(count)]
 
 
 class Flicker:
@@ -99,14 +100,16 @@ class Flicker:
 
 
 @torch.no_grad()
-def fit_gains(model: nn.Module, crops: list[np.ndarray], style: np.ndarray,
+def fit_gains(model: nn.Module, frames: list[np.ndarray], style: np.ndarray,
               device: torch.device, pairs: list[Pair] = (), stabilize: float = 0.0) -> Fit:
-    """The gains (coarse, fine) of GAINS whose output on the footage `crops` is nearest `style`
-    (at the scale its strokes should have in the footage), among those steady on the
-    consecutive footage frames `pairs` (all, without pairs), stabilized at `stabilize`.
-    `model` has `bands(x)`: models.Generator or models.StrokeScaled."""
-    distance = PatchDistance(to_tensor(style[None], device), directions=DIRECTIONS)
-    bands = model.bands(to_tensor(np.stack(crops), device))
+    """The gains (coarse, fine) whose output on the footage `frames` (same size) is nearest
+    `style` (at the scale its strokes should have in the footage), among those steady on the
+    consecutive footage frames `pairs` (all, without pairs), stabilized at `stabilize`: the best
+    of GAINS, then of it and its neighbours STEP away. `model` has `bands(x)`:
+    models.Generator or models.StrokeScaled."""
+    distance = PatchDistance(to_tensor(style[None], device), directions=DIRECTIONS,
+                             samples=SAMPLES)
+    bands = model.bands(to_tensor(np.stack(frames), device))
     distances = {(c, f): distance(output(bands, (c, f))) for c in GAINS for f in GAINS}
     ratios: dict[Gains, float] = {}
     if pairs:
@@ -122,16 +125,24 @@ def fit_gains(model: nn.Module, crops: list[np.ndarray], style: np.ndarray,
     else:
         def steady(gains: Gains) -> bool:
             return True
-    # The nearest first: the flicker, which costs more, is measured only until one is steady
-    # and the rest lie beyond the tolerance.
-    close: list[Gains] = []
-    for gains in sorted(distances, key=distances.get):
-        if close and distances[gains] > distances[close[0]] * (1 + TOLERANCE):
-            break
-        if steady(gains):
-            close.append(gains)
-    chosen = min(close, key=lambda g: (abs(g[0] - 1) + abs(g[1] - 1), g))
-    return Fit(chosen, distances, ratios)
+
+    def choice() -> Gains:
+        # The nearest first: the flicker, which costs more, is measured only until one is
+        # steady and the rest lie beyond the tolerance.
+        close: list[Gains] = []
+        for gains in sorted(distances, key=distances.get):
+            if close and distances[gains] > distances[close[0]] * (1 + TOLERANCE):
+                break
+            if steady(gains):
+                close.append(gains)
+        return min(close, key=lambda g: (abs(g[0] - 1) + abs(g[1] - 1), g))
+
+    best = choice()
+    for c in (best[0] - STEP, best[0], best[0] + STEP):
+        for f in (best[1] - STEP, best[1], best[1] + STEP):
+            if (c, f) not in distances and min(GAINS) <= min(c, f) and max(c, f) <= max(GAINS):
+                distances[(c, f)] = distance(output(bands, (c, f)))
+    return Fit(choice(), distances, ratios)
 
 
 def with_gains(generator: nn.Module, gains: Gains) -> nn.Module:

@@ -650,13 +650,12 @@ class Trainer:
                              ) -> tuple[models.Generator, texture_strength.Gains]:
         scale = float(self.arch.get("texture_scale", 1.0))
         model = models.stroke_scaled(gen, scale)
-        crops = texture_strength.footage_crops(self.content.frames, scale,
-                                               np.random.default_rng(self.job.seed))
+        frames = texture_strength.footage_frames(self.content.frames)
         # the style (for a painting: the painting) at the size its strokes train for
         style = resized(self.style.frames[0], sum(self.style_scale) / 2 * scale)
         # real consecutive frames only: made-up motion moves the frame's own noise along
         pairs = self.motion.pairs if isinstance(self.motion, MotionPairs) else []
-        fit = texture_strength.fit_gains(model, crops, style, self.device, pairs,
+        fit = texture_strength.fit_gains(model, frames, style, self.device, pairs,
                                          DEFAULT_STABILIZE)
         coarse, fine = fit.gains
         self.reporter.emit("log", message=f"texture strength fitted to the style: strokes "

@@ -103,6 +103,25 @@ def test_the_fit_finds_the_strength_of_the_styles_texture():
     assert fit.flicker == {}
 
 
+def test_the_fit_finds_a_strength_between_the_grids_steps():
+    """The style's grain at 1.375 times the footage's, between the grid's quarter steps: the fit
+    ends on the eighth step between them."""
+    frames = [fine_texture(seed) for seed in range(4)]
+    style = fine_texture(10, side=256, amplitude=0.1375)
+    fit = texture_strength.fit_gains(Detail(), frames, style, torch.device("cpu"))
+    assert fit.gains[1] not in texture_strength.GAINS
+    assert fit.gains[1] == pytest.approx(1.375, abs=texture_strength.STEP)
+
+
+def test_the_fit_looks_at_whole_frames_within_a_pixel_budget():
+    sd = [np.full((576, 768, 3), n, np.uint8) for n in range(10)]
+    picked = texture_strength.footage_frames(sd)
+    assert [int(f[0, 0, 0]) for f in picked] == [0, 3, 6]  # spread over the pool, whole
+    assert all(f.shape == (576, 768, 3) for f in picked)
+    uhd = [np.zeros((2160, 3840, 3), np.uint8) for _ in range(3)]
+    assert len(texture_strength.footage_frames(uhd)) == 1
+
+
 def test_the_fit_keeps_the_output_steady_on_flickering_footage():
     """The grain changes from frame to frame (noise, not motion): a gain g multiplies the
     output's flicker by about g squared, so stronger strokes than the steadiness bar allows
