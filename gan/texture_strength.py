@@ -8,11 +8,10 @@ model trained to match the style's strokes shows them weaker than the style has 
 fine bands (models.BAND_SIGMA) whose full-size output, on a few whole footage frames, has the
 patch distribution (zero-mean 7 x 7 patches at four pyramid levels: texture, not palette)
 nearest the style's, among the gains that keep the output steady on consecutive footage frames
-(stronger
-strokes also flicker more: their warping error against the footage's own stays within STEADY,
-or within the trained strength's when that is above). The coarse gain folds into the weights
-(`Generator.scale_texture`), the fine one into the model description (`models.with_fine_gain`),
-so applying the style costs one small blur more and nothing else.
+(stronger strokes also flicker more: their warping error against the footage's own stays within
+STEADY, or within the trained strength's when that is above). The coarse gain folds into the
+weights (`Generator.scale_texture`), the fine one into the model description
+(`models.with_fine_gain`), so applying the style costs one small blur more and nothing else.
 """
 
 from __future__ import annotations
@@ -67,8 +66,8 @@ def footage_frames(frames: list[np.ndarray]) -> list[np.ndarray]:
     """Whole footage frames spread over `frames`: FRAMES, fewer where they would hold more than
     FRAME_PIXELS pixels."""
     height, width = frames[0].shape[:2]
-    count = max(1, min(FRAMES, len(frames), FRAME_PIXELS // (height * width)))
     same_size = [f for f in frames if f.shape[:2] == (height, width)]  # one batch
+    count = max(1, min(FRAMES, len(same_size), FRAME_PIXELS // (height * width)))
     return [same_size[n * len(same_size) // count] for n in range(count)]
 
 

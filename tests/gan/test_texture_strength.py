@@ -120,6 +120,9 @@ def test_the_fit_looks_at_whole_frames_within_a_pixel_budget():
     assert all(f.shape == (576, 768, 3) for f in picked)
     uhd = [np.zeros((2160, 3840, 3), np.uint8) for _ in range(3)]
     assert len(texture_strength.footage_frames(uhd)) == 1
+    # one batch: the frames of the first one's size (a pool may hold several sources)
+    mixed = [sd[0], *(np.zeros((480, 640, 3), np.uint8) for _ in range(3))]
+    assert len(texture_strength.footage_frames(mixed)) == 1
 
 
 def test_the_fit_keeps_the_output_steady_on_flickering_footage():
