@@ -10,8 +10,9 @@ a fixed camera with different people). Train unpaired with gan.train (draft pres
 own algorithm and settings) on A's frames 400-769, stylize A's held-out frames 780-794 and compare
 with f(A): gap closure (GC: 0 = identity, 1 = f exactly), PSNR, SSIM, and the temporal warping
 error relative to f(A)'s own. Baselines: identity and a Reinhard Lab mean/std colour transfer with
-the style clip's statistics. "colour path" is the trained model's per-pixel part alone, its colour
-path and tone curves (what the texture path adds is the difference). Without the sample clips
+the style clip's statistics. "colour path" is the trained model without its texture path: its
+colour path and the stages fitted after training (abstraction, tone curves); what the texture
+path adds is the difference. Without the sample clips
 (benchmarks/fetch_samples.sh), synthetic clips stand in.
 
 Each filter is learned in up to three ways (--ways), each with the same time budget:
@@ -188,7 +189,7 @@ class ColourPathOnly(torch.nn.Module):
         self.gen = gen
 
     def forward(self, x):
-        return self.gen.toned(self.gen.colour(x).clamp(0, 1))
+        return self.gen.fitted_stages(self.gen.colour(x).clamp(0, 1))
 
 
 # -- the benchmark ----------------------------------------------------------------------------------

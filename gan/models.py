@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from .protocol import UserError
 
 ARCH_TYPE = "colour-resnet"
-ARCH_VERSION = 6  # 2: full_band and detail_gain (painted keyframes); 3: texture_scale;
-# 4: fine_gain; 5: tone_curves; 6: skip
+ARCH_VERSION = 7  # 2: full_band and detail_gain (painted keyframes); 3: texture_scale;
+# 4: fine_gain; 5: tone_curves; 6: skip; 7: abstraction
 PRESETS: dict[str, dict[str, int]] = {
     "draft": {"ngf": 16, "blocks": 6},      # CPU minutes
     "standard": {"ngf": 32, "blocks": 6},
@@ -37,6 +37,11 @@ DETAIL_SIGMA = 4.0  # the texture path adds detail finer than this (pixels); col
 # inside strokes, the coarse band their shapes. Each gets its own strength (texture_strength).
 BAND_SIGMA = 2.0
 TONE_KNOTS = 256  # points of each tone curve, evenly spaced over [0, 1] (one per 8-bit level)
+# The abstraction's smoothing keeps an edge whose contrast's variance is well above this (a
+# guided filter's epsilon, in [0, 1] units squared): a step of about 0.05 between regions.
+SMOOTHING_EPSILON = 0.003
+MAX_SMOOTHING_RADIUS = 32
+MAX_OUTLINE = 4.0
 
 
 def generator_arch(preset: str, paired: bool = False, texture_scale: float = 1.0,
@@ -77,6 +82,16 @@ def with_tone_curves(arch: dict[str, Any]) -> dict[str, Any]:
     """`arch` whose output goes through per-channel tone curves (ToneCurves); version 5 or
     above."""
     return {**arch, "version": max(5, arch["version"]), "tone_curves": True}
+
+
+def with_abstraction(arch: dict[str, Any], radius: int, outline: float) -> dict[str, Any]:
+    """`arch` whose output is smoothed over `radius` pixels and outlined with strength `outline`
+    (Abstraction); version 7 only where either is not 0."""
+    arch = {k: v for k, v in arch.items() if k != "abstraction"}
+    if radius or outline:
+        arch.update(version=max(7, arch["version"]),
+                    abstraction={"radius": int(radius), "outline": float(outline)})
+    return arch
 
 
 def _conv(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Conv2d:
@@ -120,6 +135,49 @@ class ToneCurves(nn.Module):
             out[:, channel] = values[channel].take(index).add_(
                 position.sub_(knot).mul_(slopes[channel].take(index)))
         return out.to(y.dtype)
+
+
+class Abstraction(nn.Module):
+    """Edge-preserving smoothing, then dark outlines, on the output (a cartoon's flat regions
+    and lines; Winnemoller et al., "Real-time video abstraction", 2006): a self-guided filter
+    of `radius` pixels (He et al. 2010), per channel, then y * (1 - outline * |gradient|), the
+    Sobel gradient of the smoothed frame summed over its channels. Both follow the frame's
+    own edges; gan.abstraction fits their strengths after training."""
+
+    def __init__(self, radius: int, outline: float):
+        super().__init__()
+        self.radius, self.outline = int(radius), float(outline)
+        sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+        self.register_buffer("sobel", torch.stack([sobel, sobel.T])[:, None].repeat(3, 1, 1, 1),
+                             persistent=False)  # (6, 1, 3, 3): x and y of each channel
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        # fp32 and NCHW, as HighPass: depthwise filters are very slow in bf16 or channels_last
+        with torch.autocast(y.device.type, enabled=False):
+            x = y.float().contiguous()
+            if self.radius:
+                x = self.smoothed(x)
+            if self.outline:
+                x = x * (1 - self.outline * self.gradient(x)).clamp(0, 1)
+            return x.clamp(0, 1).to(y.dtype)
+
+    def smoothed(self, x: torch.Tensor) -> torch.Tensor:
+        mean = self._box(x)
+        variance = self._box(x * x) - mean * mean
+        a = variance / (variance + SMOOTHING_EPSILON)  # 1 keeps the pixel (an edge), 0 the mean
+        return self._box(a) * x + self._box(mean - a * mean)
+
+    def _box(self, x: torch.Tensor) -> torch.Tensor:
+        r, k = self.radius, 2 * self.radius + 1
+        x = F.avg_pool2d(F.pad(x, (r, r, 0, 0), mode="replicate"), (1, k), stride=1)
+        return F.avg_pool2d(F.pad(x, (0, 0, r, r), mode="replicate"), (k, 1), stride=1)
+
+    def gradient(self, x: torch.Tensor) -> torch.Tensor:
+        """The Sobel gradient's magnitude, summed over the channels: (N, 1, H, W)."""
+        n, c, h, w = x.shape
+        g = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.sobel.to(x.device),
+                     groups=c).reshape(n, c, 2, h, w)
+        return g.square().sum(2).sqrt().sum(1, keepdim=True)
 
 
 class ResBlock(nn.Module):
@@ -213,6 +271,8 @@ class Generator(nn.Module):
             nn.init.zeros_(self.skip.bias)
         self.fine_gain = float(arch.get("fine_gain", 1.0))
         self.fine_band = HighPass(BAND_SIGMA)
+        abstraction = arch.get("abstraction")
+        self.abstraction = Abstraction(**abstraction) if abstraction else None
         self.tone = ToneCurves() if arch.get("tone_curves") else None
         self.alignment = 2 ** downs
         self.receptive_margin = receptive_margin(arch)
@@ -274,11 +334,14 @@ class Generator(nn.Module):
 
     def finish(self, c: torch.Tensor) -> torch.Tensor:
         """Texture on top of a recoloured frame c = recolour(x), clamped to [0, 1], through the
-        tone curves."""
-        return self.toned(self.unclamped(c).clamp(0, 1))
+        stages fitted after training."""
+        return self.fitted_stages(self.unclamped(c).clamp(0, 1))
 
-    def toned(self, y: torch.Tensor) -> torch.Tensor:
-        """The output y in [0, 1] through the tone curves, where the model has them."""
+    def fitted_stages(self, y: torch.Tensor) -> torch.Tensor:
+        """The output y in [0, 1] through the stages fitted after training, where the model
+        has them: the abstraction, then the tone curves (fitted to what it gives)."""
+        if self.abstraction is not None:
+            y = self.abstraction(y)
         return y if self.tone is None else self.tone(y)
 
     def recolour(self, x: torch.Tensor) -> torch.Tensor:
@@ -352,7 +415,7 @@ class StrokeScaled(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         colour, residual = self.parts(x)
-        return self.generator.toned((colour + residual).clamp(0, 1))
+        return self.generator.fitted_stages((colour + residual).clamp(0, 1))
 
 
 def receptive_margin(arch: dict[str, Any]) -> int:
@@ -372,6 +435,8 @@ def receptive_margin(arch: dict[str, Any]) -> int:
         radius += math.ceil(3 * arch["detail_sigma"])  # the high-pass blur
     if arch.get("fine_gain", 1.0) != 1.0:
         radius += math.ceil(3 * BAND_SIGMA)  # the fine band's blur
+    if arch.get("abstraction"):
+        radius += 2 * arch["abstraction"]["radius"] + 1  # two box filters, then the gradient
     align = 2 ** downs
     return -(-radius // align) * align
 
@@ -405,7 +470,24 @@ def build_generator(arch: dict[str, Any]) -> Generator:
     if not isinstance(fine_gain, (int, float)) or isinstance(fine_gain, bool) \
             or not 0 < fine_gain <= 16:
         raise UserError("bad model description: fine_gain must be a number in 0-16")
+    abstraction = arch.get("abstraction")
+    if abstraction is not None:
+        _check_abstraction(abstraction)
     return Generator(arch)
+
+
+def _check_abstraction(abstraction: Any) -> None:
+    if not isinstance(abstraction, dict) or set(abstraction) != {"radius", "outline"}:
+        raise UserError("bad model description: abstraction must have a radius and an outline")
+    radius, outline = abstraction["radius"], abstraction["outline"]
+    if not isinstance(radius, int) or isinstance(radius, bool) \
+            or not 0 <= radius <= MAX_SMOOTHING_RADIUS:
+        raise UserError(f"bad model description: the abstraction's radius must be an integer "
+                        f"in 0-{MAX_SMOOTHING_RADIUS}")
+    if not isinstance(outline, (int, float)) or isinstance(outline, bool) \
+            or not 0 <= outline <= MAX_OUTLINE:
+        raise UserError(f"bad model description: the abstraction's outline must be a number "
+                        f"in 0-{MAX_OUTLINE:g}")
 
 
 # -- discriminator --------------------------------------------------------------------------------

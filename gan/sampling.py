@@ -21,6 +21,11 @@ from .protocol import KeyframeSpec, Reporter, SourceSpec, UserError
 
 CONTENT_SCALE = (0.8, 1.0)  # footage crops: close to the scale the style will be applied at
 FEW_FRAMES = 8  # a style with fewer frames than this (a painting) is sampled at more scales
+# The colour path learns the colours of regions: the pixels along a frame's strongest edges
+# (this share of each frame) hold outlines, halos and blur, which are the texture path's and the
+# abstraction's to draw; in its colour match they drag whole regions dark (docs/decisions.md,
+# "Abstraction").
+EDGE_SHARE = 0.1
 
 
 class FramePool:
@@ -59,6 +64,7 @@ class FramePool:
         frame_bytes = max(width * height * 3, 1)
         self.capacity = max(1, min(capacity, len(self.entries), max_bytes // frame_bytes))
         self.frames: list[np.ndarray] = []
+        self._regions: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # id -> (frame, positions)
         self._order = np.empty(0, np.int64)  # a shuffled pass over the entries
         self._cursor = 0
         self._warned = False
@@ -136,6 +142,27 @@ class FramePool:
         """`count` random pixel colours (uint8, (count, 3)) from the pooled frames."""
         return aligned_pixels(self.rng, [(frame,) for frame in self.frames], count)[0]
 
+    def region_pixels(self, count: int) -> np.ndarray:
+        """`count` random pixel colours (uint8, (count, 3)) from the pooled frames, away from
+        their strongest edges (region_positions): the colours of regions."""
+        out = np.empty((count, 3), np.uint8)
+        picks = self.rng.integers(len(self.frames), size=count)
+        for g in np.unique(picks):
+            where = picks == g
+            frame = self.frames[g]
+            positions = self._region_positions(frame)
+            out[where] = frame.reshape(-1, 3)[positions[self.rng.integers(len(positions),
+                                                                          size=int(where.sum()))]]
+        return out
+
+    def _region_positions(self, frame: np.ndarray) -> np.ndarray:
+        cached = self._regions.get(id(frame))
+        if cached is None or cached[0] is not frame:
+            if len(self._regions) > 2 * self.capacity:  # frames replaced by refresh()
+                self._regions = {}
+            cached = self._regions[id(frame)] = (frame, region_positions(frame))
+        return cached[1]
+
     def close(self) -> None:
         if self._prefetcher is not None:
             self._prefetcher.shutdown(wait=True, cancel_futures=True)
@@ -160,6 +187,16 @@ def aligned_crops(rng: np.random.Generator, images: tuple[np.ndarray, ...], size
     flip = rng.random() < 0.5
     crops = [resized(image[y:y + side, x:x + side], size) for image in images]
     return [crop[:, ::-1] if flip else crop for crop in crops]
+
+
+def region_positions(frame: np.ndarray) -> np.ndarray:
+    """The flat positions of the pixels of `frame` (H x W x 3) away from its strongest edges:
+    all but the EDGE_SHARE whose Sobel gradient, summed over the channels, is largest."""
+    magnitude = np.zeros(frame.shape[:2], np.float32)
+    for channel in cv2.split(frame.astype(np.float32)):
+        magnitude += cv2.magnitude(cv2.Sobel(channel, cv2.CV_32F, 1, 0),
+                                   cv2.Sobel(channel, cv2.CV_32F, 0, 1))
+    return np.flatnonzero(magnitude <= np.quantile(magnitude, 1 - EDGE_SHARE))
 
 
 def aligned_pixels(rng: np.random.Generator, groups: list[tuple[np.ndarray, ...]], count: int

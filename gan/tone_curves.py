@@ -13,15 +13,20 @@ keyframes closer to the painted frames (docs/decisions.md, "Tone curves").
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn as nn
 
 from . import models
-from .images import resized, to_tensor
+from .images import to_tensor
 
 STYLE_PIXELS = 1 << 20  # style pixels drawn for the curves (a quantile is then within ~0.1%)
-FRAME_PIXELS = 1 << 17  # each footage (or painted) frame is reduced to this for the fit
+# The footage frames stylized for the fit, spread over the pool, at full size (what a viewer sees:
+# an abstraction's lines, or a texture path's detail, differ on a reduced frame); of each, a grid
+# of at most FRAME_PIXELS pixels (docs/decisions.md, "Abstraction").
+FRAMES, FRAME_PIXELS = 8, 1 << 17
 
 
 @torch.no_grad()
@@ -44,10 +49,13 @@ def fitted(generator: models.Generator, model: nn.Module, frames: list[np.ndarra
            style_pixels: np.ndarray, device: torch.device) -> models.Generator:
     """A copy of `generator` with tone curves that take the output of `model` (the generator as
     it stylizes: models.stroke_scaled) on the footage `frames` to the colours `style_pixels`
-    ((M, 3) uint8). Whole frames, not crops: a few crops are a spatially biased sample of the
-    footage, and the curves would "correct" that bias (docs/decisions.md, "Tone curves")."""
-    outputs = torch.cat([_pixels(model(to_tensor(_reduced(frame)[None], device)))
-                         for frame in frames])
+    ((M, 3) uint8): FRAMES of them, spread over the list. Whole frames, not crops: a few crops
+    are a spatially biased sample of the footage, and the curves would "correct" that bias
+    (docs/decisions.md, "Tone curves")."""
+    count = min(FRAMES, len(frames))
+    outputs = torch.cat([pixels(_thinned(model(to_tensor(frames[n * len(frames) // count][None],
+                                                         device))))
+                         for n in range(count)])
     style = torch.from_numpy(style_pixels.reshape(-1, 3)).double() / 255
     return _with_curves(generator, fit_curves(outputs, style), device)
 
@@ -64,9 +72,9 @@ def fitted_to_keyframes(generator: models.Generator, model: nn.Module, inputs: l
     painted look with hard tone steps gains from them, and where the model already follows the
     painted frames closely, matching their histogram would trade detail for the distribution
     (docs/decisions.md, "Tone curves")."""
-    outputs = torch.cat([_pixels(model(to_tensor(_reduced(frame)[None], device)))
+    outputs = torch.cat([pixels(_thinned(model(to_tensor(frame[None], device))))
                          for frame in inputs])
-    targets = torch.cat([_pixels(to_tensor(_reduced(frame)[None], device)) for frame in painted])
+    targets = torch.cat([pixels(_thinned(to_tensor(frame[None], device))) for frame in painted])
     curves = fit_curves(outputs, targets)
     tone = models.ToneCurves()
     tone.values.copy_(curves)
@@ -76,12 +84,14 @@ def fitted_to_keyframes(generator: models.Generator, model: nn.Module, inputs: l
     return _with_curves(generator, curves, device)
 
 
-def _reduced(frame: np.ndarray) -> np.ndarray:
-    """`frame` reduced to at most FRAME_PIXELS pixels: enough for a channel's quantiles."""
-    return resized(frame, min(1.0, (FRAME_PIXELS / (frame.shape[0] * frame.shape[1])) ** 0.5))
+def _thinned(images: torch.Tensor) -> torch.Tensor:
+    """Of NCHW `images`, the pixels on a grid of at most FRAME_PIXELS per image: enough for a
+    channel's quantiles."""
+    stride = math.ceil((images.shape[-2] * images.shape[-1] / FRAME_PIXELS) ** 0.5)
+    return images[..., ::stride, ::stride]
 
 
-def _pixels(images: torch.Tensor) -> torch.Tensor:
+def pixels(images: torch.Tensor) -> torch.Tensor:
     """NCHW -> (N * H * W, 3) float32 on the CPU."""
     return images.float().permute(0, 2, 3, 1).reshape(-1, 3).cpu()
 

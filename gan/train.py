@@ -17,9 +17,11 @@ Before the first step the colour path is fitted alone (a few seconds), so the GA
 the style's palette. Colour grades are learned by distribution matching, which is fast and
 exact; the adversarial part adds strokes, smoothing and outlines. Keyframe and temporal crops
 take places in the footage batch, so they cost little more than a normal step. After training,
-a style learned without keyframes gets per-channel tone curves on its output, fitted so that
-each channel has the style's distribution exactly (tone_curves): the hard steps of a posterized
-or clipped look, which the smooth colour path does not learn. A style learned from an artist's
+a style learned without keyframes gets an abstraction (flattened regions, dark outlines on the
+frame's own edges) as strong as the style's patches show (abstraction; none for a grade), then
+per-channel tone curves on its output, fitted so that each channel has the style's distribution
+exactly (tone_curves): the hard steps of a posterized or clipped look, which the smooth colour
+path does not learn. A style learned from an artist's
 keyframes gets curves fitted to the painted frames where they bring it closer to them.
 
 The style file holds an exponential moving average of the generator's weights (with a warm-up,
@@ -56,7 +58,7 @@ import torch.nn.functional as F
 
 from . import device as device_mod
 from . import distributed
-from . import losses, models, texture_strength, tone_curves
+from . import abstraction, losses, models, texture_strength, tone_curves
 from .fileio import atomic_write
 from .frames import FrameSourceError
 from .images import resized, to_images, to_tensor, write_image
@@ -459,11 +461,14 @@ class Trainer:
     # - steps -
     def colour_loss(self) -> torch.Tensor:
         """Sliced Wasserstein distance between the colour path's output on random footage
-        pixels and random style pixels, drawn from all pooled frames: the global palette, not
-        the few crops of one step (whose colours differ from crop to crop)."""
+        pixels and random style pixels, drawn from all pooled frames (the global palette, not
+        the few crops of one step, whose colours differ from crop to crop), away from their
+        strongest edges (the colours of regions: FramePool.region_pixels)."""
         side = 64  # 64 x 64 = 4096 pixels on each side of the match
-        content = to_tensor(self.content.pixels(side * side).reshape(1, side, side, 3), self.device)
-        style = to_tensor(self.style.pixels(side * side).reshape(1, side, side, 3), self.device)
+        content = to_tensor(self.content.region_pixels(side * side).reshape(1, side, side, 3),
+                            self.device)
+        style = to_tensor(self.style.region_pixels(side * side).reshape(1, side, side, 3),
+                          self.device)
         loss = losses.colour_distribution_loss(self.gen.colour(content), style)
         if self.keyframes is not None:  # the painted colours at the same pixels
             inputs, targets = self.keyframes.pixels(side * side)
@@ -634,14 +639,15 @@ class Trainer:
         """(what the style file holds, the texture gains fitted into it): the averaged
         generator; when the patch term trained it to match the style's strokes, with its
         texture strength fitted to the style's at full size (texture_strength); when its colours
-        were learned from the style's distribution alone (no keyframes), with tone curves that
-        match its output's channels to the style's exactly; from an artist's keyframes, with
+        were learned from the style's distribution alone (no keyframes), with the style's
+        abstraction (abstraction) and tone curves that match its output's channels to the
+        style's exactly; from an artist's keyframes, with
         curves fitted to the painted frames where they bring it closer to them (tone_curves)."""
         gen, gains = self.averaged_generator(), texture_strength.TRAINED
         if self.settings.patch_weight:
             gen, gains = self.fit_texture_strength(gen)
         if self.keyframes is None:
-            gen = self.fit_tone_curves(gen)
+            gen = self.fit_tone_curves(self.fit_abstraction(gen))
         elif self.job.keyframes:  # an artist's: the add-on's own only approximate a painting
             gen = self.fit_keyframe_tone_curves(gen)
         return gen, gains
@@ -661,6 +667,24 @@ class Trainer:
         self.reporter.emit("log", message=f"texture strength fitted to the style: strokes "
                                           f"x{coarse:g}, their grain x{fine:g}")
         return texture_strength.with_gains(gen, fit.gains), fit.gains
+
+    def fit_abstraction(self, gen: models.Generator) -> models.Generator:
+        model = models.stroke_scaled(gen, float(self.arch.get("texture_scale", 1.0)))
+        footage = texture_strength.footage_frames(self.content.frames)
+        # the style at the footage's scale (short sides matched): a still may have any size
+        side = min(footage[0].shape[:2])
+        style = [resized(frame, side / min(frame.shape[:2]))
+                 for frame in texture_strength.footage_frames(self.style.frames)]
+        fit = abstraction.fit(model, footage, style, self.style.pixels(tone_curves.STYLE_PIXELS),
+                              self.device)
+        if fit.strengths == abstraction.NONE:
+            self.reporter.emit("log", message="no abstraction: the style's regions and edges "
+                                              "are as the model draws them")
+            return gen
+        radius, outline = fit.strengths
+        self.reporter.emit("log", message=f"abstraction fitted to the style: regions smoothed "
+                                          f"over {radius} px, outlines x{outline:g}")
+        return abstraction.with_abstraction(gen, fit.strengths)
 
     def fit_tone_curves(self, gen: models.Generator) -> models.Generator:
         model = models.stroke_scaled(gen, float(self.arch.get("texture_scale", 1.0)))
