@@ -461,14 +461,16 @@ class Trainer:
     # - steps -
     def colour_loss(self) -> torch.Tensor:
         """Sliced Wasserstein distance between the colour path's output on random footage
-        pixels and random style pixels, drawn from all pooled frames (the global palette, not
-        the few crops of one step, whose colours differ from crop to crop), away from their
-        strongest edges (the colours of regions: FramePool.region_pixels)."""
+        pixels and random style pixels, drawn from all pooled frames: the global palette, not
+        the few crops of one step (whose colours differ from crop to crop). Without keyframes,
+        that distribution is the only colour target, and its pixels are drawn away from the
+        frames' strongest edges (the colours of regions: FramePool.region_pixels); keyframes
+        pin the colours pixel by pixel."""
         side = 64  # 64 x 64 = 4096 pixels on each side of the match
-        content = to_tensor(self.content.region_pixels(side * side).reshape(1, side, side, 3),
-                            self.device)
-        style = to_tensor(self.style.region_pixels(side * side).reshape(1, side, side, 3),
-                          self.device)
+        content, style = ((pool.region_pixels if self.keyframes is None else pool.pixels)(
+            side * side) for pool in (self.content, self.style))
+        content = to_tensor(content.reshape(1, side, side, 3), self.device)
+        style = to_tensor(style.reshape(1, side, side, 3), self.device)
         loss = losses.colour_distribution_loss(self.gen.colour(content), style)
         if self.keyframes is not None:  # the painted colours at the same pixels
             inputs, targets = self.keyframes.pixels(side * side)
