@@ -152,6 +152,11 @@ class Abstraction(nn.Module):
                              persistent=False)  # (6, 1, 3, 3): x and y of each channel
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self.unclamped(y).clamp(0, 1).to(y.dtype)
+
+    def unclamped(self, y: torch.Tensor) -> torch.Tensor:
+        """The abstracted output before its clamp, in float32: what training goes through (a
+        clamped pixel would get no gradient)."""
         # fp32 and NCHW, as HighPass: depthwise filters are very slow in bf16 or channels_last
         with torch.autocast(y.device.type, enabled=False):
             x = y.float().contiguous()
@@ -159,25 +164,34 @@ class Abstraction(nn.Module):
                 x = self.smoothed(x)
             if self.outline:
                 x = x * (1 - self.outline * self.gradient(x)).clamp(0, 1)
-            return x.clamp(0, 1).to(y.dtype)
+            return x
 
     def smoothed(self, x: torch.Tensor) -> torch.Tensor:
-        mean = self._box(x)
-        variance = self._box(x * x) - mean * mean
+        c = x.shape[1]
+        mean, mean_of_squares = self._box(torch.cat([x, x * x], 1)).split(c, 1)
+        variance = mean_of_squares - mean * mean
         a = variance / (variance + SMOOTHING_EPSILON)  # 1 keeps the pixel (an edge), 0 the mean
-        return self._box(a) * x + self._box(mean - a * mean)
+        mean_a, mean_b = self._box(torch.cat([a, mean - a * mean], 1)).split(c, 1)
+        return mean_a * x + mean_b
 
     def _box(self, x: torch.Tensor) -> torch.Tensor:
+        """The mean over (2 * radius + 1)^2 pixels, edges replicated, by running sums: the
+        same cost for any radius (docs/decisions.md, "Abstraction from keyframes")."""
         r, k = self.radius, 2 * self.radius + 1
-        x = F.avg_pool2d(F.pad(x, (r, r, 0, 0), mode="replicate"), (1, k), stride=1)
-        return F.avg_pool2d(F.pad(x, (0, 0, r, r), mode="replicate"), (k, 1), stride=1)
+        for dim, padding in ((3, (r + 1, r, 0, 0)), (2, (0, 0, r + 1, r))):
+            sums = F.pad(x, padding, mode="replicate").cumsum(dim)
+            n = x.shape[dim]
+            x = (sums.narrow(dim, k, n) - sums.narrow(dim, 0, n)) / k
+        return x
 
     def gradient(self, x: torch.Tensor) -> torch.Tensor:
         """The Sobel gradient's magnitude, summed over the channels: (N, 1, H, W)."""
         n, c, h, w = x.shape
-        g = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.sobel.to(x.device),
-                     groups=c).reshape(n, c, 2, h, w)
-        return g.square().sum(2).sqrt().sum(1, keepdim=True)
+        g = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), self.sobel, groups=c)
+        squared = g.reshape(n, c, 2, h, w).square().sum(2)
+        # The square root's derivative at 0 (a flat region) is infinite: 0 there instead.
+        magnitude = torch.where(squared > 0, squared.clamp_min(1e-12).sqrt(), 0.0)
+        return magnitude.sum(1, keepdim=True)
 
 
 class ResBlock(nn.Module):

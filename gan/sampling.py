@@ -243,6 +243,7 @@ class KeyframePairs:
         self.rng = rng
         self.inputs: list[np.ndarray] = []
         self.targets: list[np.ndarray] = []
+        self._regions: list[np.ndarray] = []  # per pair, the positions region_pixels draws
         for spec in specs:
             try:
                 with open_frames(spec.footage, [spec.frame]) as source:
@@ -283,6 +284,21 @@ class KeyframePairs:
     def pixels(self, count: int) -> tuple[np.ndarray, np.ndarray]:
         """`count` random pixel positions: footage colours and the painted colours there."""
         inputs, targets = aligned_pixels(self.rng, list(zip(self.inputs, self.targets)), count)
+        return inputs, targets
+
+    def region_pixels(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """As pixels, at positions away from the painted frames' strongest edges
+        (region_positions): the colours of regions, without the outlines."""
+        if len(self._regions) != len(self.targets):
+            self._regions = [region_positions(target) for target in self.targets]
+        inputs, targets = np.empty((count, 3), np.uint8), np.empty((count, 3), np.uint8)
+        picks = self.rng.integers(len(self.targets), size=count)
+        for k in np.unique(picks):
+            where = picks == k
+            positions = self._regions[k][self.rng.integers(len(self._regions[k]),
+                                                           size=int(where.sum()))]
+            inputs[where] = self.inputs[k].reshape(-1, 3)[positions]
+            targets[where] = self.targets[k].reshape(-1, 3)[positions]
         return inputs, targets
 
 

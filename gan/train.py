@@ -21,8 +21,9 @@ a style learned without keyframes gets an abstraction (flattened regions, dark o
 frame's own edges) as strong as the style's patches show (abstraction; none for a grade), then
 per-channel tone curves on its output, fitted so that each channel has the style's distribution
 exactly (tone_curves): the hard steps of a posterized or clipped look, which the smooth colour
-path does not learn. A style learned from an artist's
-keyframes gets curves fitted to the painted frames where they bring it closer to them.
+path does not learn. A style learned from an artist's keyframes gets, before training, the
+abstraction they show, which training goes through, and after it curves fitted to the painted
+frames where they bring it closer to them.
 
 The style file holds an exponential moving average of the generator's weights (with a warm-up,
 so a short CPU run averages its last steps): smoother than the last step's weights, which move
@@ -120,6 +121,7 @@ PRESET_SETTINGS = {
 
 
 AUTO_KEYFRAMES = 3  # footage frames painted with a still style's patches
+KEYFRAMES_ALONE_LR = 3e-4  # the learning rate of a paired problem without an adversary
 
 
 def auto_keyframe_count(job: TrainJob, style_frames: int) -> int:
@@ -152,8 +154,11 @@ def settings_for(job: TrainJob, auto_keyframes: int = 0) -> Settings:
         settings.keyframe_crops = max(1, settings.batch - (1 if settings.temporal_weight > 0 else 0))
         if not job.style:
             # Keyframes alone: a paired problem, and a discriminator that sees three pictures
-            # only costs steps (docs/decisions.md, "Loss weights").
+            # only costs steps (docs/decisions.md, "Loss weights"); without an adversary, a
+            # larger step learns more in the budget (docs/decisions.md, "Abstraction from
+            # keyframes").
             settings.adversarial_weight = 0.0
+            settings.lr = KEYFRAMES_ALONE_LR
     # The colour fit takes a few seconds; a budget of a few steps (a test, a smoke run) gets
     # a proportionate share instead.
     if job.minutes is None or job.minutes < 1:
@@ -365,6 +370,8 @@ class Trainer:
                 job.preset, paired=bool(job.keyframes or self.auto_keyframes
                                         or self.settings.patch_weight),
                 texture_scale=round(scale, 3), skip=bool(job.keyframes))
+            if job.keyframes:
+                self.arch = self.keyframe_abstraction(self.arch)
         # Several processes train one model: rank 0's choices hold for all (a rank that drops
         # an unreadable frame could otherwise count the style's frames differently).
         self.settings, self.arch, self.auto_keyframes = self.group.from_main(
@@ -420,6 +427,18 @@ class Trainer:
                 self.motion = FakeMotion(self.content, self.rng)
         self.preview_inputs = preview_inputs(self.content)
 
+    def keyframe_abstraction(self, arch: dict[str, Any]) -> dict[str, Any]:
+        """`arch` with the abstraction that the artist's keyframes show, which training then
+        goes through."""
+        fit = abstraction.fit_to_keyframes(self.keyframes.inputs, self.keyframes.targets,
+                                           self.device)
+        if fit.strengths == abstraction.NONE:
+            return arch
+        radius, outline = fit.strengths
+        self.reporter.emit("log", message=f"abstraction fitted to the keyframes: regions "
+                                          f"smoothed over {radius} px, outlines x{outline:g}")
+        return models.with_abstraction(arch, radius, outline)
+
     def footage_specs(self) -> list[SourceSpec]:
         """The footage; without any, the footage the keyframes were painted on."""
         if self.job.content:
@@ -465,15 +484,20 @@ class Trainer:
         the few crops of one step (whose colours differ from crop to crop). Without keyframes,
         that distribution is the only colour target, and its pixels are drawn away from the
         frames' strongest edges (the colours of regions: FramePool.region_pixels); keyframes
-        pin the colours pixel by pixel."""
+        pin the colours pixel by pixel, away from their edges too where the model has an
+        abstraction (its lines are drawn after the colour path: learned there too, they would
+        be drawn twice)."""
         side = 64  # 64 x 64 = 4096 pixels on each side of the match
-        content, style = ((pool.region_pixels if self.keyframes is None else pool.pixels)(
-            side * side) for pool in (self.content, self.style))
+        regions = self.keyframes is None or self.gen.abstraction is not None
+        content, style = ((pool.region_pixels if regions else pool.pixels)(side * side)
+                          for pool in (self.content, self.style))
         content = to_tensor(content.reshape(1, side, side, 3), self.device)
         style = to_tensor(style.reshape(1, side, side, 3), self.device)
         loss = losses.colour_distribution_loss(self.gen.colour(content), style)
         if self.keyframes is not None:  # the painted colours at the same pixels
-            inputs, targets = self.keyframes.pixels(side * side)
+            keyframes = self.keyframes
+            inputs, targets = (keyframes.region_pixels if regions else keyframes.pixels)(
+                side * side)
             inputs = to_tensor(inputs.reshape(1, side, side, 3), self.device)
             targets = to_tensor(targets.reshape(1, side, side, 3), self.device)
             loss = loss + (self.gen.colour(inputs) - targets).abs().mean()
@@ -522,6 +546,8 @@ class Trainer:
             # gradients stop at its output (measured: letting them through recoloured whole
             # regions wrongly, and halved the gap closure on a colour grade).
             raw = gen.unclamped(gen.recolour(x).detach())
+            if gen.abstraction is not None:  # chosen from keyframes before training
+                raw = gen.abstraction.unclamped(raw)
             y = raw.clamp(0, 1)
             terms = {}
             if settings.adversarial_weight:
@@ -643,8 +669,8 @@ class Trainer:
         texture strength fitted to the style's at full size (texture_strength); when its colours
         were learned from the style's distribution alone (no keyframes), with the style's
         abstraction (abstraction) and tone curves that match its output's channels to the
-        style's exactly; from an artist's keyframes, with
-        curves fitted to the painted frames where they bring it closer to them (tone_curves)."""
+        style's exactly; from an artist's keyframes, with curves fitted to the painted frames
+        where they bring it closer to them (tone_curves)."""
         gen, gains = self.averaged_generator(), texture_strength.TRAINED
         if self.settings.patch_weight:
             gen, gains = self.fit_texture_strength(gen)

@@ -1,6 +1,6 @@
-"""Abstraction: a style learned from a cartoon-like clip without pairs flattens regions and draws
-dark outlines on the frame's own edges, as strong as the style's patches show; a grade gets
-none."""
+"""Abstraction: a style learned from a cartoon-like clip without pairs, or from cartoon keyframes,
+flattens regions and draws dark outlines on the frame's own edges, as strong as the style shows;
+a grade gets none."""
 
 import cv2
 import numpy as np
@@ -11,11 +11,11 @@ import torch.nn.functional as F
 from gan import abstraction, models
 from gan.images import to_images
 from gan.metrics import gap_closure
-from gan.protocol import CancelToken, Reporter, SourceSpec, TrainJob
-from gan.sampling import FramePool
+from gan.protocol import CancelToken, KeyframeSpec, Reporter, SourceSpec, TrainJob
+from gan.sampling import FramePool, KeyframePairs
 from gan.stylefile import read_style_info
 from gan.stylize import FrameStylizer
-from gan.train import train
+from gan.train import Trainer, train
 
 CPU = torch.device("cpu")
 
@@ -119,19 +119,78 @@ def test_the_fit_finds_a_cartoons_abstraction_and_none_in_a_grade():
             assert fit.distances[fit.strengths] < 0.8 * fit.distances[abstraction.NONE]
 
 
+def test_gradients_pass_through_the_abstraction_even_where_the_frame_is_flat():
+    """Training from keyframes goes through the abstraction: a flat region (zero gradient,
+    where a square root's derivative is infinite) must not give NaN."""
+    frame = halves().requires_grad_()
+    models.Abstraction(radius=2, outline=0.3).unclamped(frame).sum().backward()
+    assert torch.isfinite(frame.grad).all() and frame.grad.abs().sum() > 0
+
+
+def test_keyframes_show_a_cartoons_abstraction_and_none_in_a_grade():
+    frames = [scene(i, seed=1, size=(200, 150)) for i in range(3)]
+    for look, expected in ((cartoon, "some"), (darker, "none")):
+        fit = abstraction.fit_to_keyframes(frames, [look(frame) for frame in frames], CPU)
+        if expected == "none":
+            assert fit.strengths == abstraction.NONE
+        else:
+            assert fit.strengths[1] > 0  # outlines
+            assert fit.distances[fit.strengths] < 0.8 * fit.distances[abstraction.NONE]
+
+
+class Logged(Reporter):
+    def __init__(self):
+        self.messages, self.losses = [], []
+
+    def emit(self, event, **fields):
+        if event == "log":
+            self.messages.append(fields["message"])
+        if event == "progress":
+            self.losses.append(fields["losses"])
+
+
+def written(folder, name: str, frames: list[np.ndarray]) -> list[str]:
+    paths = [str(folder / f"{name}_{i:02d}.png") for i in range(len(frames))]
+    for path, frame in zip(paths, frames):
+        cv2.imwrite(path, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    return paths
+
+
+def test_a_style_learned_from_keyframes_trains_through_their_abstraction(tmp_path):
+    """Keyframes painted by an abstraction itself: the fit finds it before training, and
+    training goes through it. The untrained model outputs its input, so through the
+    abstraction it matches the painted frames from the first step (but for the crops' borders),
+    where without it the keyframe loss would be the frames' whole difference."""
+    frames = [scene(i, seed=1, size=(256, 192)) for i in range(8)]
+    look = models.Abstraction(radius=4, outline=0.45)
+    with torch.no_grad():
+        painted = to_images(look(torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2) / 255))
+    clip = written(tmp_path, "footage", frames)
+    keyframes = [KeyframeSpec(clip, i, p) for i, p in
+                 zip((1, 6), written(tmp_path, "painted", [painted[1], painted[6]]))]
+    job = TrainJob(style=[], content=[], keyframes=keyframes, steps=1, crop=96, batch=2, seed=0,
+                   out=str(tmp_path / "k.ganstyle"))
+    reporter = Logged()
+    trainer = Trainer(job, reporter, CancelToken())
+    try:
+        trainer.build(trainer.prepare_work_dir())  # the first step, before the colour fit
+        losses = trainer.train_step()
+    finally:
+        trainer.close()
+    assert trainer.arch["abstraction"] == {"radius": 4, "outline": 0.45}
+    assert any(m.startswith("abstraction fitted to the keyframes") for m in reporter.messages)
+    difference = np.abs(np.stack(frames, dtype=float) - painted).mean() / 255
+    keyframe_weight = trainer.settings.keyframe_weight  # the loss is weight x mean |diff|
+    assert losses["keyframe"] < 0.3 * keyframe_weight * difference
+    assert all(torch.isfinite(p).all() for p in trainer.gen.parameters())
+
+
 @pytest.fixture(scope="module")
 def cartoon_style(tmp_path_factory):
     """A style learned unpaired from a stylized clip (PNG frames) for 12 steps."""
     folder = tmp_path_factory.mktemp("cartoon")
-
-    def written(name, frames):
-        paths = [str(folder / f"{name}_{i:02d}.png") for i in range(len(frames))]
-        for path, frame in zip(paths, frames):
-            cv2.imwrite(path, cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-        return paths
-
-    style = written("style", [cartoon(scene(i, seed=2)) for i in range(8)])
-    footage = written("footage", [scene(i, seed=1) for i in range(8)])
+    style = written(folder, "style", [cartoon(scene(i, seed=2)) for i in range(8)])
+    footage = written(folder, "footage", [scene(i, seed=1) for i in range(8)])
     out = str(folder / "cartoon.ganstyle")
     train(TrainJob(style=[SourceSpec(style)], content=[SourceSpec(footage)], out=out, steps=12,
                    crop=32, batch=2, seed=0), Reporter(), CancelToken())
@@ -154,15 +213,29 @@ def test_a_style_learned_from_a_cartoon_clip_draws_its_lines(cartoon_style):
 
 def test_the_colour_path_learns_from_the_colours_of_regions_not_of_their_outlines(tmp_path):
     """Frames of flat regions with black outlines: the pixels the colour match draws leave the
-    outlines out, so that it does not learn to darken whole regions."""
-    paths = []
+    outlines out, so that it does not learn to darken whole regions; so do the painted pixels
+    of keyframes (where an abstraction draws the lines after the colour path)."""
+    paths, outlined = [], []
     for i in range(3):
         frame = np.full((120, 160, 3), 150, np.uint8)
         cv2.rectangle(frame, (20 + i, 20), (100, 90), (40, 160, 220), -1)
-        cv2.rectangle(frame, (20 + i, 20), (100, 90), (0, 0, 0), 1)
+        outlined.append(cv2.rectangle(frame.copy(), (20 + i, 20), (100, 90), (0, 0, 0), 1))
         paths.append(str(tmp_path / f"{i}.png"))
-        cv2.imwrite(paths[-1], frame)
+        cv2.imwrite(paths[-1], outlined[-1])
     pool = FramePool([SourceSpec(paths)], np.random.default_rng(0), Reporter(), "style")
     black = [(pixels.max(axis=1) < 30).mean()
              for pixels in (pool.pixels(20000), pool.region_pixels(20000))]
     assert black[0] > 0.01 and black[1] < 0.001
+    # keyframes painted as their footage frames with a black outline on a region's edge: away
+    # from the outline, the painted pixels drawn are their footage's, at the same positions
+    footage = [cv2.rectangle(scene(i, seed=4), (30, 25), (110, 95), (40, 160, 220), -1)
+               for i in range(3)]  # 160 x 120, as the outlined frames
+    painted = [cv2.rectangle(f.copy(), (30, 25), (110, 95), (0, 0, 0), 1) for f in footage]
+    clip, painted_paths = written(tmp_path, "footage", footage), written(tmp_path, "p", painted)
+    pairs = KeyframePairs([KeyframeSpec(clip, i, p) for i, p in enumerate(painted_paths)],
+                          np.random.default_rng(0))
+    black = [(targets.max(axis=1) < 30).mean()
+             for _, targets in (pairs.pixels(20000), pairs.region_pixels(20000))]
+    assert black[0] > 0.01 and black[1] < 0.001
+    inputs, targets = pairs.region_pixels(20000)
+    assert np.array_equal(inputs, targets)
