@@ -60,8 +60,9 @@ def fit_to_keyframes(inputs: list[np.ndarray], painted: list[np.ndarray], device
                      ) -> Fit:
     """The abstraction that takes the keyframes' footage frames `inputs`, through tone curves,
     nearest their `painted` versions (mean absolute difference), measured on the frames'
-    centres at full size for every pair of RADII and OUTLINES. Chosen before training: the model then learns through it what the
-    lines and flat regions leave (docs/decisions.md, "Abstraction from keyframes")."""
+    centres at full size for every pair of RADII and OUTLINES. Chosen before training: the
+    model then learns through it what the lines and flat regions leave (docs/decisions.md,
+    "Abstraction from keyframes")."""
     side = min(KEYFRAME_CROP, *(min(frame.shape[:2]) for frame in inputs))
     x = to_tensor(np.stack([_centre(frame, side) for frame in inputs]), device)
     targets = to_tensor(np.stack([_centre(frame, side) for frame in painted]), device)
@@ -107,6 +108,7 @@ def _weakest_close_to_best(distances: dict[Strengths, float]) -> Fit:
 
 
 def _centre(frame: np.ndarray, side: int) -> np.ndarray:
+    """The frame's central side x side square."""
     height, width = frame.shape[:2]
     top, left = (height - side) // 2, (width - side) // 2
     return frame[top:top + side, left:left + side]
